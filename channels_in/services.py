@@ -1,0 +1,217 @@
+"""Inbound events into the timeline, outbound messages to providers, and the sweeper."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from channels_in.adapters import AdapterError, get_adapter
+from channels_in.adapters.email import email_channel_for_recipients, parse_inbound
+from channels_in.models import InboundEvent
+from conversations import realtime
+from conversations.models import Channel, ContactIdentity, Message
+from conversations.services import contact_get_or_create, delivery_status_record, outbound_enqueue
+from conversations.threading import thread_find
+from tickets.services import inbound_message_record
+
+logger = logging.getLogger(__name__)
+
+INBOUND_PROCESS_TASK = "channels_in.inbound_process"
+
+
+class InboundRejected(Exception):
+    """The event can never become a message (no inbox for it, unreadable): a permanent failure."""
+
+
+def _conf(name: str) -> int:
+    return settings.HELPDESK[name]
+
+
+# Inbound -------------------------------------------------------------------------------
+
+def inbound_event_record(*, provider: str, event_id: str | None, raw: bytes, recipient: str = "", meta: dict | None = None) -> tuple[InboundEvent, bool]:
+    """Store a provider's delivery durably, once. Returns (event, created).
+
+    A repeated delivery (same provider and event id) is found, not stored again. The
+    processing task is enqueued after commit; if the broker is down the sweeper does it.
+    """
+    event_id = event_id or hashlib.sha256(raw).hexdigest()
+    try:
+        with transaction.atomic():
+            event = InboundEvent.objects.create(provider=provider, event_id=event_id[:300], raw=raw, recipient=recipient[:320], meta=meta or {})
+    except IntegrityError:
+        return InboundEvent.objects.get(provider=provider, event_id=event_id[:300]), False
+    transaction.on_commit(lambda: inbound_enqueue(event_id=event.pk))
+    return event, True
+
+
+def inbound_enqueue(*, event_id: int) -> None:
+    from helpdesk.celery import app
+
+    try:
+        app.send_task(INBOUND_PROCESS_TASK, args=[event_id])
+    except Exception:  # noqa: BLE001 - the event is stored; the sweeper enqueues it later
+        logger.warning("could not enqueue inbound event %s", event_id, exc_info=True)
+
+
+def inbound_event_process(*, event_id: int) -> Message | None:
+    """Turn a stored event into a timeline message, exactly once.
+
+    The claim (pending -> processed) and the message are one transaction: a worker that
+    dies midway rolls both back, and the sweeper hands the event to another worker.
+    """
+    bumped = InboundEvent.objects.filter(pk=event_id, status=InboundEvent.Status.PENDING).update(attempts=F("attempts") + 1)
+    if not bumped:
+        return None
+    try:
+        with transaction.atomic():
+            claimed = InboundEvent.objects.filter(pk=event_id, status=InboundEvent.Status.PENDING).update(
+                status=InboundEvent.Status.PROCESSED, processed_at=timezone.now(), error=""
+            )
+            if not claimed:
+                return None
+            event = InboundEvent.objects.get(pk=event_id)
+            message = _email_event_to_message(event)
+            InboundEvent.objects.filter(pk=event_id).update(message_id=message.pk)
+            return message
+    except InboundRejected as err:
+        _inbound_mark_failed(event_id, str(err))
+        return None
+    except Exception as err:
+        event = InboundEvent.objects.only("attempts").get(pk=event_id)
+        if event.attempts >= _conf("INBOUND_MAX_ATTEMPTS"):
+            _inbound_mark_failed(event_id, f"Gave up after {event.attempts} attempts: {err!r}")
+            return None
+        raise
+
+
+def _inbound_mark_failed(event_id: int, reason: str) -> None:
+    logger.warning("inbound event %s failed: %s", event_id, reason)
+    InboundEvent.objects.filter(pk=event_id, status=InboundEvent.Status.PENDING).update(status=InboundEvent.Status.FAILED, error=reason[:2000])
+
+
+def _email_event_to_message(event: InboundEvent) -> Message:
+    meta = event.meta or {}
+    try:
+        parsed = parse_inbound(bytes(event.raw), envelope_recipient=event.recipient, stripped_text=meta.get("stripped_text") or "")
+    except Exception as err:  # noqa: BLE001 - unreadable bytes will not improve with retries
+        raise InboundRejected(f"Unreadable message: {err}") from err
+    incoming = parsed.incoming
+    if not incoming.from_address:
+        raise InboundRejected("The message has no sender address.")
+    email_channel, tokens = email_channel_for_recipients(parsed.recipients)
+    if email_channel is None:
+        raise InboundRejected(f"No email inbox for recipients {', '.join(parsed.recipients) or '(none)'}.")
+    if incoming.external_id:
+        duplicate = Message.objects.filter(channel=Channel.EMAIL, external_id=incoming.external_id).first()
+        if duplicate is not None:
+            # The same Message-ID again (a provider retry or a replay): keep the first.
+            return duplicate
+    inbox = email_channel.inbox
+    contact = contact_get_or_create(kind=ContactIdentity.Kind.EMAIL, address=incoming.from_address, name=parsed.from_name)
+    thread = thread_find(
+        inbox=inbox,
+        contact_id=contact.pk,
+        in_reply_to=incoming.in_reply_to,
+        references=incoming.references,
+        reply_tokens=tokens,
+        subject=incoming.subject,
+    )
+    return inbound_message_record(inbox=inbox, contact=contact, incoming=incoming, thread=thread)
+
+
+# Outbound ------------------------------------------------------------------------------
+
+def outbound_deliver(*, message_id: int) -> None:
+    """Deliver one queued reply. Safe to call any number of times: only a claim sends."""
+    now = timezone.now()
+    claimed = Message.objects.filter(pk=message_id, kind=Message.Kind.OUTBOUND, delivery_status=Message.DeliveryStatus.QUEUED).update(
+        delivery_status=Message.DeliveryStatus.SENDING, delivery_attempts=F("delivery_attempts") + 1, delivery_updated_at=now
+    )
+    if not claimed:
+        return
+    message = Message.objects.select_related("conversation__inbox", "conversation__contact").get(pk=message_id)
+    realtime_publish_updated(message)
+    try:
+        receipt = get_adapter(message.channel).send(message)
+    except AdapterError as err:
+        _outbound_failed_attempt(message, str(err), permanent=err.permanent)
+        return
+    except Exception as err:  # noqa: BLE001 - an unknown error is retried, then shown
+        logger.exception("delivery of message %s failed unexpectedly", message_id)
+        _outbound_failed_attempt(message, f"Unexpected error: {err!r}", permanent=False)
+        return
+    with transaction.atomic():
+        Message.objects.filter(pk=message_id, delivery_status=Message.DeliveryStatus.SENDING).update(
+            delivery_status=Message.DeliveryStatus.SENT,
+            external_id=receipt.provider_message_id,
+            delivery_error="",
+            next_attempt_at=None,
+            delivery_updated_at=timezone.now(),
+        )
+        realtime_publish_updated(message)
+
+
+def realtime_publish_updated(message: Message) -> None:
+    realtime.publish(type="message.updated", inbox_id=message.conversation.inbox_id, conversation_id=message.conversation_id, message_id=message.pk)
+
+
+def retry_delay_seconds(attempt: int) -> float:
+    """Exponential backoff with full jitter: up to 2, 4, 8, … seconds, capped at 10 minutes."""
+    return random.uniform(1, min(600, 2 ** attempt))
+
+
+def _outbound_failed_attempt(message: Message, reason: str, *, permanent: bool) -> None:
+    attempts = Message.objects.only("delivery_attempts").get(pk=message.pk).delivery_attempts
+    if permanent or attempts >= _conf("OUTBOUND_MAX_ATTEMPTS"):
+        if not permanent:
+            reason = f"Gave up after {attempts} attempts. Last error: {reason}"
+        delivery_status_record(message=message, status=Message.DeliveryStatus.FAILED, reason=reason)
+        return
+    # Back to the outbox with a due time; the sweeper enqueues it then (no ETA tasks).
+    with transaction.atomic():
+        Message.objects.filter(pk=message.pk, delivery_status=Message.DeliveryStatus.SENDING).update(
+            delivery_status=Message.DeliveryStatus.QUEUED,
+            delivery_error=f"Attempt {attempts} failed, will retry: {reason}"[:2000],
+            next_attempt_at=timezone.now() + timedelta(seconds=retry_delay_seconds(attempts)),
+            delivery_updated_at=timezone.now(),
+        )
+        realtime_publish_updated(message)
+
+
+# Sweeper -------------------------------------------------------------------------------
+
+SWEEP_BATCH = 500
+
+
+def sweep() -> dict[str, int]:
+    """Re-enqueue work a lost task, a dead worker or a broker outage left behind.
+
+    Each query reads only due rows through a partial index: O(due), not O(all).
+    """
+    now = timezone.now()
+    stuck_inbound = list(
+        InboundEvent.objects.filter(status=InboundEvent.Status.PENDING, received_at__lt=now - timedelta(seconds=_conf("QUEUE_STUCK_AFTER_SECONDS")))
+        .order_by("received_at").values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    for event_id in stuck_inbound:
+        inbound_enqueue(event_id=event_id)
+    # A reply left in "sending" by a dead worker goes back to the queue. Email keeps its
+    # Message-ID, so a resend after an unseen success is recognised by mail clients.
+    revived = Message.objects.filter(
+        delivery_status=Message.DeliveryStatus.SENDING,
+        delivery_updated_at__lt=now - timedelta(seconds=_conf("OUTBOUND_STUCK_AFTER_SECONDS")),
+    ).update(delivery_status=Message.DeliveryStatus.QUEUED, next_attempt_at=now, delivery_updated_at=now)
+    due_outbound = list(
+        Message.objects.filter(delivery_status=Message.DeliveryStatus.QUEUED, next_attempt_at__lte=now)
+        .order_by("next_attempt_at").values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    for message_id in due_outbound:
+        outbound_enqueue(message_id=message_id)
+    return {"inbound": len(stuck_inbound), "outbound": len(due_outbound), "revived": revived}

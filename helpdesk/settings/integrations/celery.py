@@ -1,0 +1,41 @@
+"""Celery on Redis: at-least-once delivery, idempotent tasks (DESIGN.md, reliability model)."""
+from __future__ import annotations
+
+from helpdesk.env import env_bool, env_int, env_str
+
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+# A killed pool child would otherwise ack its message and lose it.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Messages of a dead worker main process come back after this; the database sweeper
+    # re-enqueues long before, so this only bounds the duplicate (which is a no-op).
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 900),
+    "socket_timeout": 5,
+    "socket_connect_timeout": 2,
+}
+# Publishing must fail fast when Redis is down: the row is already durable and the sweeper
+# enqueues it later, while a hanging publish would hold a webhook past its provider timeout.
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "channels_in.inbound_process": {"queue": "inbound"},
+    "channels_in.outbound_deliver": {"queue": "outbound"},
+    "channels_in.sweep": {"queue": "default"},
+    "tickets.sla_*": {"queue": "sla"},
+}
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stuck-work": {
+        "task": "channels_in.sweep",
+        "schedule": float(env_int("SWEEP_INTERVAL_SECONDS", 15)),
+        "options": {"expires": 60},
+    },
+}

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from helpdesk.celery import app as celery_app
+
+
+class TaskQueue:
+    """Captures tasks enqueued by name and runs their real code when drained."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, tuple]] = []
+
+    def send_task(self, name: str, args: tuple | list = (), **kwargs: object) -> None:
+        self.sent.append((name, tuple(args)))
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.sent]
+
+    def drain(self) -> int:
+        celery_app.loader.import_default_modules()  # registers the tasks (autodiscovery is lazy)
+        ran = 0
+        while self.sent:
+            name, args = self.sent.pop(0)
+            celery_app.tasks[name](*args)
+            ran += 1
+        return ran
+
+
+@pytest.fixture(autouse=True)
+def tasks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[TaskQueue]:
+    queue = TaskQueue()
+    if request.node.get_closest_marker("integration") is None:
+        monkeypatch.setattr(celery_app, "send_task", queue.send_task)
+    yield queue
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path) -> None:  # noqa: ANN001
+    settings.MEDIA_ROOT = tmp_path / "media"

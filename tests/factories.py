@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import factory
+from django.contrib.auth import get_user_model
+
+from channels_in.models import EmailChannel
+from conversations.models import Channel, Contact, ContactIdentity, Conversation, Inbox, Message
+from tickets.models import Team, Ticket
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"agent{n}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@desk.test")
+    first_name = factory.Faker("first_name")
+    password = factory.PostGenerationMethodCall("set_password", "pw")
+
+
+class InboxFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Inbox
+
+    name = factory.Sequence(lambda n: f"Support {n}")
+    kind = Channel.EMAIL
+
+
+class EmailChannelFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = EmailChannel
+
+    inbox = factory.SubFactory(InboxFactory)
+    address = factory.Sequence(lambda n: f"support{n}@acme.test")
+    from_name = "Acme Support"
+
+
+class ContactFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Contact
+
+    name = factory.Faker("name")
+    email = factory.Sequence(lambda n: f"customer{n}@example.org")
+
+    @factory.post_generation
+    def identity(obj, create, extracted, **kwargs):  # noqa: ANN001, N805
+        if create and obj.email:
+            ContactIdentity.objects.get_or_create(kind="email", address=obj.email.lower(), defaults={"contact": obj})
+
+
+class ConversationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Conversation
+
+    inbox = factory.SubFactory(InboxFactory)
+    contact = factory.SubFactory(ContactFactory)
+    subject = factory.Faker("sentence", nb_words=5)
+
+
+class TicketFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Ticket
+
+    conversation = factory.SubFactory(ConversationFactory)
+
+
+class MessageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Message
+
+    conversation = factory.SubFactory(ConversationFactory)
+    kind = Message.Kind.INBOUND
+    channel = Channel.EMAIL
+    text = factory.Faker("paragraph")
+    text_display = factory.SelfAttribute("text")
+
+
+class TeamFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Team
+
+    name = factory.Sequence(lambda n: f"Team {n}")

@@ -1,0 +1,90 @@
+"""Reads for the dashboard and the API: permission-scoped, with fixed query counts."""
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Prefetch, QuerySet
+from django.http import Http404
+
+from conversations.models import Event, Inbox, Message
+from helpdesk.roles import is_manager
+from tickets.models import Tag, Ticket
+
+VIEWS = ("open", "mine", "unassigned", "pending", "solved", "all")
+
+
+def inbox_ids_for_agent(user: AbstractBaseUser) -> list[int] | None:
+    """The inboxes an agent works; None means every inbox (managers)."""
+    if is_manager(user):
+        return None
+    cached = getattr(user, "_inbox_ids", None)
+    if cached is None:
+        cached = list(Inbox.objects.filter(members=user).values_list("id", flat=True))
+        user._inbox_ids = cached
+    return cached
+
+
+def tickets_for_agent(user: AbstractBaseUser) -> QuerySet[Ticket]:
+    qs = Ticket.objects.all()
+    inbox_ids = inbox_ids_for_agent(user)
+    if inbox_ids is not None:
+        qs = qs.filter(conversation__inbox_id__in=inbox_ids)
+    return qs
+
+
+def ticket_list(*, user: AbstractBaseUser, view: str = "open", status: str = "", inbox_id: int | None = None,
+                assignee_id: int | None = None, channel: str = "") -> QuerySet[Ticket]:
+    """The agent's inbox list, newest activity first. One query per page plus one for tags."""
+    qs = tickets_for_agent(user)
+    if view == "open":
+        qs = qs.filter(status__in=Ticket.OPEN_STATUSES)
+    elif view == "mine":
+        qs = qs.filter(status__in=Ticket.OPEN_STATUSES, assignee=user)
+    elif view == "unassigned":
+        qs = qs.filter(status__in=Ticket.OPEN_STATUSES, assignee__isnull=True)
+    elif view == "pending":
+        qs = qs.filter(status=Ticket.Status.PENDING)
+    elif view == "solved":
+        qs = qs.filter(status__in=(Ticket.Status.SOLVED, Ticket.Status.CLOSED))
+    if status:
+        qs = qs.filter(status=status)
+    if inbox_id:
+        qs = qs.filter(conversation__inbox_id=inbox_id)
+    if assignee_id:
+        qs = qs.filter(assignee_id=assignee_id)
+    if channel:
+        qs = qs.filter(conversation__last_message_channel=channel)
+    return (
+        qs.select_related("conversation__contact", "conversation__inbox", "assignee", "team")
+        .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")))
+        .order_by("-conversation__last_message_at", "-conversation_id")
+    )
+
+
+def ticket_get_for_agent(*, user: AbstractBaseUser, ticket_id: int, lock: bool = False) -> Ticket:
+    """The ticket, or 404 when it does not exist or lies in an inbox the agent is not in."""
+    qs = tickets_for_agent(user).select_related("conversation__contact", "conversation__inbox", "assignee", "team")
+    if lock:
+        qs = qs.select_for_update(of=("self",))
+    try:
+        return qs.get(pk=ticket_id)
+    except Ticket.DoesNotExist:
+        raise Http404("No such conversation.") from None
+
+
+def timeline(*, conversation_id: int) -> QuerySet[Message]:
+    """Every message of a conversation in order, with authors and attachments: two queries."""
+    return (
+        Message.objects.filter(conversation_id=conversation_id)
+        .select_related("author_user", "author_contact")
+        .prefetch_related("attachments")
+        .order_by("created_at", "id")
+    )
+
+
+def events_after(*, user: AbstractBaseUser, after: int, limit: int = 500) -> QuerySet[Event]:
+    """Realtime events the agent may see with a sequence above `after` (catch-up)."""
+    qs = Event.objects.filter(id__gt=after)
+    inbox_ids = inbox_ids_for_agent(user)
+    if inbox_ids is not None:
+        qs = qs.filter(inbox_id__in=inbox_ids)
+    return qs.order_by("id")[:limit]

@@ -1,0 +1,91 @@
+"""Writes to tickets: creation from inbound messages, status, assignment."""
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from conversations import realtime
+from conversations.models import Contact, Inbox, Message
+from conversations.services import (
+    ApplicationError,
+    IncomingMessage,
+    attachments_store,
+    conversation_create,
+    message_receive,
+    system_event_create,
+)
+from conversations.threading import ThreadMatch
+from tickets.models import Team, Ticket
+
+
+def inbound_message_record(*, inbox: Inbox, contact: Contact, incoming: IncomingMessage, thread: ThreadMatch) -> Message:
+    """A customer message lands in its conversation (new or threaded), and its ticket reopens.
+
+    Call inside transaction.atomic(). Raises IntegrityError for a duplicate channel id.
+    """
+    conversation = thread.conversation
+    if conversation is None:
+        conversation = conversation_create(inbox=inbox, contact=contact, subject=incoming.subject)
+        Ticket.objects.create(conversation=conversation)
+    message = message_receive(conversation=conversation, contact=contact, incoming=incoming, thread_rule=thread.rule)
+    attachments_store(message=message, attachments=incoming.attachments)
+    if thread.conversation is not None:
+        _ticket_reopen_on_customer_reply(conversation.pk)
+    return message
+
+
+def _ticket_reopen_on_customer_reply(conversation_id: int) -> None:
+    # An end-user message on a pending, on-hold or solved ticket puts it back to open
+    # (Zendesk semantics); a closed ticket too, keeping one timeline per conversation.
+    ticket = Ticket.objects.select_for_update().select_related("conversation").get(pk=conversation_id)
+    if ticket.status in (Ticket.Status.NEW, Ticket.Status.OPEN):
+        return
+    previous = ticket.get_status_display()
+    ticket.status = Ticket.Status.OPEN
+    ticket.solved_at = None
+    ticket.save(update_fields=["status", "solved_at", "updated_at"])
+    system_event_create(conversation=ticket.conversation, text=f"Reopened by the customer's reply (was {previous}).")
+
+
+def ticket_set_status(*, ticket: Ticket, status: str, by: AbstractBaseUser) -> Ticket:
+    if status not in Ticket.Status.values:
+        raise ApplicationError(f"Unknown status {status!r}.")
+    with transaction.atomic():
+        locked = Ticket.objects.select_for_update().select_related("conversation").get(pk=ticket.pk)
+        if locked.status == status:
+            return locked
+        previous = locked.get_status_display()
+        locked.status = status
+        locked.solved_at = timezone.now() if status in (Ticket.Status.SOLVED, Ticket.Status.CLOSED) else None
+        locked.save(update_fields=["status", "solved_at", "updated_at"])
+        system_event_create(conversation=locked.conversation, author=by,
+                            text=f"{_name(by)} changed the status from {previous} to {locked.get_status_display()}.")
+        realtime.publish(type="conversation.updated", inbox_id=locked.conversation.inbox_id, conversation_id=locked.pk)
+    return locked
+
+
+def ticket_assign(*, ticket: Ticket, assignee: AbstractBaseUser | None, by: AbstractBaseUser, team: Team | None = None) -> Ticket:
+    with transaction.atomic():
+        locked = Ticket.objects.select_for_update().select_related("conversation", "assignee").get(pk=ticket.pk)
+        if locked.assignee_id == (assignee.pk if assignee else None) and (team is None or locked.team_id == team.pk):
+            return locked
+        locked.assignee = assignee
+        fields = ["assignee", "updated_at"]
+        if team is not None:
+            locked.team = team
+            fields.append("team")
+        if locked.status == Ticket.Status.NEW and assignee is not None:
+            locked.status = Ticket.Status.OPEN
+            fields.append("status")
+        locked.save(update_fields=fields)
+        text = f"{_name(by)} assigned the conversation to {_name(assignee)}." if assignee else f"{_name(by)} unassigned the conversation."
+        system_event_create(conversation=locked.conversation, author=by, text=text)
+        realtime.publish(type="conversation.updated", inbox_id=locked.conversation.inbox_id, conversation_id=locked.pk)
+    return locked
+
+
+def _name(user: AbstractBaseUser | None) -> str:
+    if user is None:
+        return "nobody"
+    return user.get_full_name() or user.get_username()
