@@ -10,8 +10,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SECRET_KEY = "test-secret-key"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so Celery worker processes started by integration tests share it.
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-{worker}.sqlite3")}
+    # Named per test process so parallel runs never share a file; a worker subprocess
+    # started by a test gets the name through TEST_DATABASE_NAME.
+    _name = os.environ.get("TEST_DATABASE_NAME") or str(BASE_DIR / "var" / f"test-{os.getpid()}.sqlite3")
+    DATABASES["default"]["TEST"] = {"NAME": _name}
 MEDIA_ROOT = BASE_DIR / "var" / "test-media"
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
