@@ -215,3 +215,14 @@ def sweep() -> dict[str, int]:
     for message_id in due_outbound:
         outbound_enqueue(message_id=message_id)
     return {"inbound": len(stuck_inbound), "outbound": len(due_outbound), "revived": revived}
+
+
+def inbound_event_retry(*, event_id: int) -> bool:
+    """An operator sends a failed event through processing again (e.g. after adding the inbox)."""
+    with transaction.atomic():
+        changed = InboundEvent.objects.filter(pk=event_id, status=InboundEvent.Status.FAILED).update(
+            status=InboundEvent.Status.PENDING, attempts=0, error=""
+        )
+        if changed:
+            transaction.on_commit(lambda: inbound_enqueue(event_id=event_id))
+    return bool(changed)

@@ -248,3 +248,22 @@ def test_mail_to_an_unknown_address_is_kept_as_a_failed_event(client, channel, t
     assert event.status == InboundEvent.Status.FAILED
     assert "No email inbox" in event.error
     assert Message.objects.count() == 0
+
+
+def test_a_failed_event_can_be_processed_again_once_its_inbox_exists(client, channel, tasks, django_capture_on_commit_callbacks):
+    from channels_in.services import inbound_event_retry
+
+    post_mailgun(client, mailgun_mime_post(build_email(to="sales@acme.test"), recipient="sales@acme.test"))
+    tasks.drain()
+    event = InboundEvent.objects.get()
+    assert event.status == InboundEvent.Status.FAILED
+    EmailChannelFactory(address="sales@acme.test")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert inbound_event_retry(event_id=event.pk) is True
+    tasks.drain()
+
+    event.refresh_from_db()
+    assert event.status == InboundEvent.Status.PROCESSED
+    assert Message.objects.get().pk == event.message_id
+    assert inbound_event_retry(event_id=event.pk) is False
