@@ -3,12 +3,14 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from helpdesk.health import healthz
+from helpdesk.outbox import outbox
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", healthz, name="healthz"),
+    path("outbox/", outbox, name="outbox"),
     path("anymail/", include("channels_in.urls")),
     path("api/", include("helpdesk.api_urls")),
     path("", include("tickets.urls")),
