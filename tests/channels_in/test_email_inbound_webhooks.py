@@ -267,3 +267,14 @@ def test_a_failed_event_can_be_processed_again_once_its_inbox_exists(client, cha
     assert event.status == InboundEvent.Status.PROCESSED
     assert Message.objects.get().pk == event.message_id
     assert inbound_event_retry(event_id=event.pk) is False
+
+
+def test_webhooks_need_no_csrf_token_or_login(channel, tasks):
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+
+    response = post_postmark(strict, postmark_inbound_json(build_email()))
+
+    assert response.status_code == 200
+    assert InboundEvent.objects.count() == 1
