@@ -4,7 +4,7 @@ import factory
 from django.contrib.auth import get_user_model
 
 from channels_in.models import EmailChannel
-from conversations.models import Channel, Contact, ContactIdentity, Conversation, Inbox, Message
+from conversations.models import Attachment, Channel, Contact, ContactIdentity, Conversation, Inbox, Message
 from tickets.models import Team, Ticket
 
 
@@ -83,3 +83,14 @@ class TeamFactory(factory.django.DjangoModelFactory):
         model = Team
 
     name = factory.Sequence(lambda n: f"Team {n}")
+
+
+class AttachmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Attachment
+
+    message = factory.SubFactory(MessageFactory)
+    filename = factory.Sequence(lambda n: f"file{n}.pdf")
+    content_type = "application/pdf"
+    size = 8
+    file = factory.django.FileField(data=b"%PDF-1.4")

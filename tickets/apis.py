@@ -1,13 +1,530 @@
-"""REST API v1: thin views over selectors and services (HackSoft style)."""
+"""REST API v1: thin views over selectors and services (HackSoft style).
+
+One APIView per operation, named <Entity><Action>Api: parse (InputSerializer /
+FilterSerializer) -> selector, which also checks permission (404 outside the agent's
+inboxes) -> one service -> OutputSerializer. No business rule lives here.
+"""
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+import json
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import connections
+from django.db.models import F, Model, Q, QuerySet
+from django.db.models.constants import LOOKUP_SEP
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException, NotFound
+from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tickets.selectors import events_after
+from conversations.models import Channel, ContactIdentity, Message
+from conversations.selectors import contact_get_for_agent, contact_list
+from conversations.services import ApplicationError, note_create, reply_create, reply_retry
+from tickets.models import Team, Ticket
+from tickets.selectors import (
+    VIEWS,
+    assignee_get_for_ticket,
+    events_after,
+    message_get_for_agent,
+    ticket_get_for_agent,
+    ticket_list,
+    ticket_list_for_contact,
+    timeline,
+)
+from tickets.services import ticket_assign, ticket_set_status
+
+REPLY_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.WEBCHAT)
+
+
+# --- Errors and pagination ----------------------------------------------------------------
+
+
+class ApplicationErrorResponse(APIException):
+    """A request valid in form but not allowed in the current state: 400 {"detail": ...}."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid"
+
+
+class ApiErrorsMixin:
+    """Services raise ApplicationError; the API answers it as a 400 with the reason."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, ApplicationError):
+            exc = ApplicationErrorResponse(str(exc))
+        return super().handle_exception(exc)  # type: ignore[misc]
+
+
+class KeysetCursorPagination(CursorPagination):
+    """Cursor pagination on (sort_field DESC, id_field DESC) where sort_field may be NULL.
+
+    DRF's CursorPagination keys on the first ordering field only, breaks ties with an
+    offset and cannot encode NULL. This cursor carries both values of the row at the page
+    edge, so rows sharing a sort value and rows whose sort value is NULL each appear on
+    exactly one page, and rows arriving meanwhile never shift a page.
+
+    NULLs sort where the database puts them (first on PostgreSQL, last on SQLite), so the
+    order is exactly the selector's and both use the (sort DESC, id DESC) index. Each page
+    is one range scan on that index; a page that crosses the NULL boundary takes a second
+    one (an OR of the two ranges would make the database sort the whole table).
+    """
+
+    page_size = 25
+    page_size_query_param = "page_size"
+    max_page_size = 100
+    sort_field = ""  # nullable, e.g. "conversation__last_message_at"
+    id_field = ""  # unique and not null, e.g. "conversation_id"
+    ordering = ()  # unused: the ordering is derived from the two fields above
+
+    def paginate_queryset(self, queryset: QuerySet, request: Request, view: APIView | None = None) -> list[Model]:
+        self.request = request
+        self.page_size = self.get_page_size(request)
+        self.base_url = request.build_absolute_uri()
+        self.cursor = self.decode_cursor(request)
+        self.key = self._decode_key(queryset.model, self.cursor.position) if self.cursor and self.cursor.position else None
+        reverse = bool(self.cursor and self.cursor.reverse and self.key is not None)
+        rows: list[Model] = []
+        for condition, ordering in self._segments(queryset.db, reverse):
+            wanted = self.page_size + 1 - len(rows)
+            if wanted <= 0:
+                break
+            rows += queryset.filter(condition).order_by(*ordering)[:wanted]
+        more = len(rows) > self.page_size
+        self.page = rows[: self.page_size]
+        if reverse:
+            self.page.reverse()
+            self.has_next, self.has_previous = True, more
+        else:
+            self.has_next, self.has_previous = more, self.key is not None
+        self.display_page_controls = self.has_next or self.has_previous
+        return self.page
+
+    def get_next_link(self) -> str | None:
+        if not self.has_next:
+            return None
+        key = self._key_of(self.page[-1]) if self.page else self.key
+        return self.encode_cursor(Cursor(offset=0, reverse=False, position=json.dumps(key, default=str)))
+
+    def get_previous_link(self) -> str | None:
+        if not self.has_previous:
+            return None
+        key = self._key_of(self.page[0]) if self.page else self.key
+        return self.encode_cursor(Cursor(offset=0, reverse=True, position=json.dumps(key, default=str)))
+
+    def _segments(self, db: str, reverse: bool) -> list[tuple[Q, tuple]]:
+        """(condition, ordering) of the index ranges after the key, in the direction of travel."""
+        sort, ident = self.sort_field, self.id_field
+        desc = not reverse
+        # Also for the NULL range: ordering on the (constant) sort value lets the index serve it.
+        by_sort = (F(sort).desc(), F(ident).desc()) if desc else (F(sort).asc(), F(ident).asc())
+        if self.key is None:
+            return [(Q(), by_sort)]  # the first page: the selector's own order
+        value, pk = self.key
+        nulls_first = connections[db].features.nulls_order_largest  # in DESC order
+        nulls_come_last = desc != nulls_first  # in the direction of travel
+        past, beyond = ("lt", "lte") if desc else ("gt", "gte")
+        if value is None:
+            segments = [(Q(**{f"{sort}__isnull": True, f"{ident}__{past}": pk}), by_sort)]
+            if not nulls_come_last:
+                segments.append((Q(**{f"{sort}__isnull": False}), by_sort))
+            return segments
+        # `sort <= value` alone bounds the index range; the OR only trims the ties.
+        after = Q(**{f"{sort}__{beyond}": value}) & (Q(**{f"{sort}__{past}": value}) | Q(**{f"{ident}__{past}": pk}))
+        segments = [(after, by_sort)]
+        if nulls_come_last:
+            segments.append((Q(**{f"{sort}__isnull": True}), by_sort))
+        return segments
+
+    def _key_of(self, instance: Model) -> tuple[Any, int]:
+        value: Any = instance
+        for part in self.sort_field.split(LOOKUP_SEP):
+            value = getattr(value, part)
+        return (None if value is None else value.isoformat()), getattr(instance, self.id_field)
+
+    def _decode_key(self, model: type[Model], position: str) -> tuple[Any, int]:
+        try:
+            raw_value, pk = json.loads(position)
+            if not isinstance(pk, int) or not (raw_value is None or isinstance(raw_value, str)):
+                raise ValueError(position)
+            value = None if raw_value is None else self._sort_model_field(model).to_python(raw_value)
+            if raw_value is not None and value is None:
+                raise ValueError(position)
+            return value, pk
+        except (ValueError, TypeError, DjangoValidationError):
+            raise NotFound(self.invalid_cursor_message) from None
+
+    def _sort_model_field(self, model: type[Model]):  # noqa: ANN202 - a django Field
+        *relations, name = self.sort_field.split(LOOKUP_SEP)
+        for relation in relations:
+            model = model._meta.get_field(relation).related_model
+        return model._meta.get_field(name)
+
+
+class ConversationPagination(KeysetCursorPagination):
+    # The order of tickets.selectors.ticket_list.
+    sort_field = "conversation__last_message_at"
+    id_field = "conversation_id"
+
+
+class ContactPagination(CursorPagination):
+    page_size = 25
+    page_size_query_param = "page_size"
+    max_page_size = 100
+    ordering = "-id"  # unique and never NULL: DRF's cursor needs nothing more
+
+
+def paginated_response(*, pagination_class: type, serializer_class: type, queryset: QuerySet, request: Request,
+                       view: APIView) -> Response:
+    paginator = pagination_class()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+# --- Shared output shapes -----------------------------------------------------------------
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class _UserNameField(serializers.Field):
+    def to_representation(self, user: Any) -> str:
+        return user.get_full_name() or user.get_username()
+
+
+class InboxRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    kind = serializers.CharField(help_text="email, sms or webchat")
+
+
+class ContactRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    email = serializers.CharField()
+    phone = serializers.CharField()
+
+
+class UserRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = _UserNameField(source="*")
+
+
+class TeamRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+@extend_schema_serializer(component_name="Conversation")
+class ConversationSerializer(serializers.Serializer):
+    """A conversation with its ticket state; the object is a Ticket (same id)."""
+
+    id = serializers.IntegerField(source="pk")
+    subject = serializers.CharField(source="conversation.subject")
+    status = serializers.ChoiceField(choices=Ticket.Status.choices)
+    priority = serializers.ChoiceField(choices=Ticket.Priority.choices)
+    inbox = InboxRefSerializer(source="conversation.inbox")
+    contact = ContactRefSerializer(source="conversation.contact")
+    assignee = UserRefSerializer(allow_null=True)
+    team = TeamRefSerializer(allow_null=True)
+    tags = serializers.SerializerMethodField()
+    last_message_at = serializers.DateTimeField(source="conversation.last_message_at", allow_null=True)
+    last_message_preview = serializers.CharField(source="conversation.last_message_preview")
+    last_message_channel = serializers.CharField(source="conversation.last_message_channel",
+                                                 help_text="email, sms, webchat, or empty before the first message")
+    waiting_since = serializers.DateTimeField(source="conversation.waiting_since", allow_null=True,
+                                              help_text="Oldest customer message not answered yet.")
+    message_count = serializers.IntegerField(source="conversation.message_count")
+    created_at = serializers.DateTimeField(source="conversation.created_at")
+
+    def get_tags(self, ticket: Ticket) -> list[str]:
+        return [tag.name for tag in ticket.tags.all()]
+
+
+class AuthorSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=[("user", "Agent"), ("contact", "Customer")])
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class AttachmentSerializer(serializers.Serializer):
+    uuid = serializers.UUIDField()
+    filename = serializers.CharField()
+    content_type = serializers.CharField()
+    size = serializers.IntegerField()
+    url = serializers.SerializerMethodField()
+
+    def get_url(self, attachment: Any) -> str:
+        return reverse("attachment-download", args=[attachment.uuid])
+
+
+@extend_schema_serializer(component_name="Message")
+class MessageSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=Message.Kind.choices)
+    channel = serializers.CharField(help_text="email, sms, webchat or internal")
+    author = serializers.SerializerMethodField()
+    from_address = serializers.CharField()
+    to_address = serializers.CharField()
+    subject = serializers.CharField()
+    text = serializers.CharField()
+    text_display = serializers.CharField(help_text="The new part only: quotes and signature folded away.")
+    has_html = serializers.SerializerMethodField()
+    thread_rule = serializers.CharField(help_text="How the message was threaded into this conversation.")
+    delivery_status = serializers.CharField(help_text="'' (not delivered by us), queued, sending, sent, delivered or failed")
+    delivery_error = serializers.CharField()
+    notices = serializers.ListField(child=serializers.CharField())
+    attachments = AttachmentSerializer(many=True)
+    created_at = serializers.DateTimeField()
+
+    @extend_schema_field(AuthorSerializer(allow_null=True))
+    def get_author(self, message: Message) -> dict | None:
+        if message.author_user_id is not None:
+            user = message.author_user
+            return {"type": "user", "id": user.pk, "name": user.get_full_name() or user.get_username()}
+        if message.author_contact_id is not None:
+            return {"type": "contact", "id": message.author_contact_id, "name": message.author_contact.display_name}
+        return None
+
+    def get_has_html(self, message: Message) -> bool:
+        return bool(message.html)
+
+
+# --- Conversations ------------------------------------------------------------------------
+
+
+class ConversationListApi(ApiErrorsMixin, APIView):
+    """The agent's conversations, newest activity first (the dashboard's inbox list)."""
+
+    pagination_class = ConversationPagination
+
+    class FilterSerializer(serializers.Serializer):
+        view = serializers.ChoiceField(choices=VIEWS, default="open")
+        status = serializers.ChoiceField(choices=Ticket.Status.choices, required=False)
+        inbox = serializers.IntegerField(min_value=1, required=False)
+        assignee = serializers.IntegerField(min_value=1, required=False)
+        channel = serializers.ChoiceField(choices=[(c.value, c.label) for c in REPLY_CHANNELS], required=False,
+                                          help_text="The channel of the latest message.")
+
+    OutputSerializer = ConversationSerializer
+
+    @extend_schema(operation_id="conversations_list", parameters=[FilterSerializer],
+                   responses=OutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        data = filters.validated_data
+        tickets = ticket_list(user=request.user, view=data["view"], status=data.get("status", ""),
+                              inbox_id=data.get("inbox"), assignee_id=data.get("assignee"), channel=data.get("channel", ""))
+        return paginated_response(pagination_class=self.pagination_class, serializer_class=self.OutputSerializer,
+                                  queryset=tickets, request=request, view=self)
+
+
+class ConversationDetailApi(ApiErrorsMixin, APIView):
+    """One conversation with its ticket state (404 outside the agent's inboxes)."""
+
+    OutputSerializer = ConversationSerializer
+
+    @extend_schema(operation_id="conversations_retrieve", responses=OutputSerializer)
+    def get(self, request: Request, conversation_id: int) -> Response:
+        ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+        return Response(self.OutputSerializer(ticket).data)
+
+
+class MessageListApi(ApiErrorsMixin, APIView):
+    """The conversation's timeline, oldest first: the latest `limit` messages."""
+
+    class FilterSerializer(serializers.Serializer):
+        limit = serializers.IntegerField(min_value=1, max_value=1000, default=500)
+
+    @extend_schema_serializer(component_name="Timeline")
+    class OutputSerializer(serializers.Serializer):
+        results = MessageSerializer(many=True)
+        has_earlier = serializers.BooleanField(help_text="True when older messages were left out by `limit`.")
+
+    @extend_schema(operation_id="conversations_messages_list", parameters=[FilterSerializer],
+                   responses=OutputSerializer)
+    def get(self, request: Request, conversation_id: int) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        limit = filters.validated_data["limit"]
+        ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+        # Newest `limit` (one extra tells whether more exist), shown oldest first.
+        newest = list(timeline(conversation_id=ticket.pk).reverse()[: limit + 1])
+        messages = newest[:limit][::-1]
+        return Response(self.OutputSerializer({"results": messages, "has_earlier": len(newest) > limit}).data)
+
+
+class ReplyCreateApi(ApiErrorsMixin, APIView):
+    """Queue an agent reply to the customer; delivery runs in a worker after commit."""
+
+    @extend_schema_serializer(component_name="ReplyInput")
+    class InputSerializer(serializers.Serializer):
+        # Whitespace is the agent's own formatting; a blank reply is refused by the service.
+        text = serializers.CharField(trim_whitespace=False)
+        channel = serializers.ChoiceField(choices=[(c.value, c.label) for c in REPLY_CHANNELS], required=False,
+                                          help_text="Defaults to the inbox's channel.")
+
+    OutputSerializer = MessageSerializer
+
+    @extend_schema(operation_id="conversations_reply_create", request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request: Request, conversation_id: int) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+        message = reply_create(conversation=ticket.conversation, author=request.user, **serializer.validated_data)
+        return Response(self.OutputSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+class NoteCreateApi(ApiErrorsMixin, APIView):
+    """An internal note: visible to agents only, never sent."""
+
+    @extend_schema_serializer(component_name="NoteInput")
+    class InputSerializer(serializers.Serializer):
+        text = serializers.CharField(trim_whitespace=False)
+
+    OutputSerializer = MessageSerializer
+
+    @extend_schema(operation_id="conversations_notes_create", request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request: Request, conversation_id: int) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+        message = note_create(conversation=ticket.conversation, author=request.user, text=serializer.validated_data["text"])
+        return Response(self.OutputSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+class ConversationStatusSetApi(ApiErrorsMixin, APIView):
+    """Move the ticket to another status; the timeline records who did it."""
+
+    @extend_schema_serializer(component_name="StatusInput")
+    class InputSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=Ticket.Status.choices)
+
+    OutputSerializer = ConversationSerializer
+
+    @extend_schema(operation_id="conversations_status_set", request=InputSerializer, responses=OutputSerializer)
+    def post(self, request: Request, conversation_id: int) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+        ticket_set_status(ticket=ticket, status=serializer.validated_data["status"], by=request.user)
+        ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+        return Response(self.OutputSerializer(ticket).data)
+
+
+class ConversationAssignApi(ApiErrorsMixin, APIView):
+    """Give the conversation to an agent of its inbox (or a manager), or to nobody."""
+
+    @extend_schema_serializer(component_name="AssignInput")
+    class InputSerializer(serializers.Serializer):
+        assignee = serializers.IntegerField(allow_null=True, help_text="A user id, or null to unassign.")
+        team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.all(), required=False,
+                                                  help_text="A team id; left unchanged when absent.")
+
+    OutputSerializer = ConversationSerializer
+
+    @extend_schema(operation_id="conversations_assign", request=InputSerializer, responses=OutputSerializer)
+    def post(self, request: Request, conversation_id: int) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+        assignee = None
+        if data["assignee"] is not None:
+            assignee = assignee_get_for_ticket(ticket=ticket, user_id=data["assignee"])
+            if assignee is None:
+                raise serializers.ValidationError(
+                    {"assignee": [f"User {data['assignee']} is not a member of this inbox, nor a manager."]})
+        ticket_assign(ticket=ticket, assignee=assignee, by=request.user, team=data.get("team"))
+        ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+        return Response(self.OutputSerializer(ticket).data)
+
+
+class ReplyRetryApi(ApiErrorsMixin, APIView):
+    """Send a failed reply again."""
+
+    OutputSerializer = MessageSerializer
+
+    @extend_schema(operation_id="messages_retry", request=None, responses=OutputSerializer)
+    def post(self, request: Request, message_id: int) -> Response:
+        message = message_get_for_agent(user=request.user, message_id=message_id)
+        reply_retry(message=message)
+        message = message_get_for_agent(user=request.user, message_id=message_id)
+        return Response(self.OutputSerializer(message).data)
+
+
+# --- Contacts -----------------------------------------------------------------------------
+
+
+@extend_schema_serializer(component_name="Contact")
+class ContactSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    email = serializers.CharField()
+    phone = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class ContactListApi(ApiErrorsMixin, APIView):
+    """Contacts with a conversation in the agent's inboxes (every contact for managers)."""
+
+    pagination_class = ContactPagination
+
+    class FilterSerializer(serializers.Serializer):
+        q = serializers.CharField(required=False, max_length=200, help_text="Part of the name, email or phone.")
+
+    OutputSerializer = ContactSerializer
+
+    @extend_schema(operation_id="contacts_list", parameters=[FilterSerializer], responses=OutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        contacts = contact_list(user=request.user, q=filters.validated_data.get("q", ""))
+        return paginated_response(pagination_class=self.pagination_class, serializer_class=self.OutputSerializer,
+                                  queryset=contacts, request=request, view=self)
+
+
+class IdentitySerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=ContactIdentity.Kind.choices)
+    address = serializers.CharField()
+
+
+@extend_schema_serializer(component_name="ContactConversation")
+class ContactConversationSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    subject = serializers.CharField(source="conversation.subject")
+    status = serializers.ChoiceField(choices=Ticket.Status.choices)
+    inbox = InboxRefSerializer(source="conversation.inbox")
+    last_message_at = serializers.DateTimeField(source="conversation.last_message_at", allow_null=True)
+    last_message_preview = serializers.CharField(source="conversation.last_message_preview")
+    created_at = serializers.DateTimeField(source="conversation.created_at")
+
+
+class ContactDetailApi(ApiErrorsMixin, APIView):
+    """A contact with the ways to reach them and their conversations the agent may see."""
+
+    @extend_schema_serializer(component_name="ContactDetail")
+    class OutputSerializer(ContactSerializer):
+        identities = IdentitySerializer(many=True)
+        conversations = serializers.SerializerMethodField(
+            help_text="The contact's conversations in the agent's inboxes, newest activity first (at most 100).")
+
+        @extend_schema_field(ContactConversationSerializer(many=True))
+        def get_conversations(self, contact: Any) -> list[dict]:
+            return ContactConversationSerializer(self.context["conversations"], many=True).data
+
+    @extend_schema(operation_id="contacts_retrieve", responses=OutputSerializer)
+    def get(self, request: Request, contact_id: int) -> Response:
+        contact = contact_get_for_agent(user=request.user, contact_id=contact_id)
+        conversations = ticket_list_for_contact(user=request.user, contact_id=contact.pk)
+        return Response(self.OutputSerializer(contact, context={"conversations": conversations}).data)
+
+
+# --- Realtime catch-up --------------------------------------------------------------------
 
 
 class EventListApi(APIView):
@@ -17,6 +534,7 @@ class EventListApi(APIView):
         after = serializers.IntegerField(min_value=0, default=0)
         limit = serializers.IntegerField(min_value=1, max_value=1000, default=500)
 
+    @extend_schema_serializer(component_name="Event")
     class OutputSerializer(serializers.Serializer):
         seq = serializers.IntegerField(source="id")
         event = serializers.CharField(source="type")
@@ -33,3 +551,4 @@ class EventListApi(APIView):
         events = list(events_after(user=request.user, after=after, limit=filters.validated_data["limit"]))
         data = self.OutputSerializer(events, many=True).data
         return Response({"results": data, "last_seq": events[-1].id if events else after})
+

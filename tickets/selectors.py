@@ -1,12 +1,13 @@
 """Reads for the dashboard and the API: permission-scoped, with fixed query counts."""
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Prefetch, QuerySet
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
 from django.http import Http404
 
 from conversations.models import Event, Inbox, Message
-from helpdesk.roles import is_manager
+from helpdesk.roles import MANAGERS_GROUP, is_manager
 from tickets.models import Tag, Ticket
 
 VIEWS = ("open", "mine", "unassigned", "pending", "solved", "all")
@@ -88,3 +89,40 @@ def events_after(*, user: AbstractBaseUser, after: int, limit: int = 500) -> Que
     if inbox_ids is not None:
         qs = qs.filter(inbox_id__in=inbox_ids)
     return qs.order_by("id")[:limit]
+
+
+# --- Read helpers for the REST API (tickets/apis.py) ---------------------------------------
+
+
+def message_get_for_agent(*, user: AbstractBaseUser, message_id: int) -> Message:
+    """A message, or 404 when it does not exist or its conversation lies outside the agent's inboxes."""
+    qs = Message.objects.select_related("conversation", "author_user", "author_contact")
+    inbox_ids = inbox_ids_for_agent(user)
+    if inbox_ids is not None:
+        qs = qs.filter(conversation__inbox_id__in=inbox_ids)
+    try:
+        return qs.get(pk=message_id)
+    except Message.DoesNotExist:
+        raise Http404("No such message.") from None
+
+
+def assignee_get_for_ticket(*, ticket: Ticket, user_id: int) -> AbstractBaseUser | None:
+    """The active user with this id if they may own the ticket (member of its inbox, or a
+    manager); None otherwise. One query."""
+    member = Inbox.members.through.objects.filter(user_id=OuterRef("pk"), inbox_id=ticket.conversation.inbox_id)
+    manager = Group.objects.filter(user=OuterRef("pk"), name=MANAGERS_GROUP)
+    return (
+        get_user_model().objects.filter(pk=user_id, is_active=True)
+        .filter(Q(is_superuser=True) | Exists(manager) | Exists(member))
+        .first()
+    )
+
+
+def ticket_list_for_contact(*, user: AbstractBaseUser, contact_id: int, limit: int = 100) -> list[Ticket]:
+    """A contact's conversations the agent may see, newest activity first (capped: a noisy
+    auto-mailer can have thousands)."""
+    return list(
+        tickets_for_agent(user).filter(conversation__contact_id=contact_id)
+        .select_related("conversation__inbox")
+        .order_by(F("conversation__last_message_at").desc(nulls_last=True), "-conversation_id")[:limit]
+    )

@@ -67,7 +67,8 @@ def ticket_set_status(*, ticket: Ticket, status: str, by: AbstractBaseUser) -> T
 
 def ticket_assign(*, ticket: Ticket, assignee: AbstractBaseUser | None, by: AbstractBaseUser, team: Team | None = None) -> Ticket:
     with transaction.atomic():
-        locked = Ticket.objects.select_for_update().select_related("conversation", "assignee").get(pk=ticket.pk)
+        # of=self: PostgreSQL refuses FOR UPDATE on the nullable side of the assignee outer join.
+        locked = Ticket.objects.select_for_update(of=("self",)).select_related("conversation", "assignee").get(pk=ticket.pk)
         if locked.assignee_id == (assignee.pk if assignee else None) and (team is None or locked.team_id == team.pk):
             return locked
         locked.assignee = assignee
