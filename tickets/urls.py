@@ -4,4 +4,14 @@ from tickets import views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("c/<int:conversation_id>/", views.dashboard, name="conversation"),
+    path("list", views.conversation_list, name="conversation-list"),
+    path("c/<int:conversation_id>/timeline", views.conversation_timeline, name="conversation-timeline"),
+    path("c/<int:conversation_id>/reply", views.conversation_reply, name="conversation-reply"),
+    path("c/<int:conversation_id>/note", views.conversation_note, name="conversation-note"),
+    path("c/<int:conversation_id>/status", views.conversation_status, name="conversation-status"),
+    path("c/<int:conversation_id>/assign", views.conversation_assign, name="conversation-assign"),
+    path("messages/<int:message_id>/retry", views.message_retry, name="message-retry"),
+    path("messages/<int:message_id>/html", views.message_html, name="message-html"),
+    path("attachments/<uuid:attachment_uuid>/", views.attachment_download, name="attachment-download"),
 ]

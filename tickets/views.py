@@ -1,6 +1,323 @@
-from django.http import HttpRequest, HttpResponse
+"""The agent dashboard: server-rendered pages and HTML fragments over selectors and services.
+
+The page works without JavaScript (links and POST forms that redirect back); static/desk/
+desk.js swaps the same fragments in place and follows the realtime feed. Every dashboard
+response carries a strict CSP: no inline script or style, so markup that slipped through
+could not run anything.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+
+import nh3
+from django import forms
+from django.contrib import messages as flash
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import redirect_to_login
+from django.core import signing
+from django.db import transaction
+from django.db.models import Max
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.http import require_GET, require_POST
+
+from conversations.html import html_with_cid_urls, sanitize_email_html
+from conversations.models import Attachment, Event, Message
+from conversations.services import ApplicationError, note_create, reply_create, reply_retry
+from tickets.models import Ticket
+from tickets.selectors import VIEWS, assignee_get_for_ticket, message_get_for_agent, ticket_get_for_agent, ticket_list, timeline
+from tickets.services import ticket_assign, ticket_set_status
+
+PAGE_SIZE = 50
+
+DASHBOARD_CSP = (
+    "default-src 'self'; img-src 'self' data:; frame-src 'self'; connect-src 'self' ws: wss:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# The message viewer: no script at all (sandbox), no fetch but our own images unless asked.
+HTML_VIEWER_CSP = "default-src 'none'; img-src 'self' data:{remote}; style-src 'unsafe-inline'; sandbox"
+
+# cid: images inside the sandboxed viewer are fetched from an opaque origin, so the browser
+# sends no session cookie: the viewer hands them short-lived signed URLs instead.
+CID_TOKEN_SALT = "helpdesk.attachment.cid"
+CID_TOKEN_MAX_AGE = 600
+INLINE_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+# Types a browser would render as a document (script included) if it ever showed them.
+ACTIVE_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml"})
+
+FRAGMENT_HEADER = "X-Desk-Fragment"
+# What conversations.html.sanitize_email_html lets through; a second pass must not narrow it.
+SANITIZED_URL_SCHEMES = {"http", "https", "mailto", "tel", "cid"}
 
 
-def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "tickets/dashboard.html", {})
+def dashboard_csp(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response.setdefault("Content-Security-Policy", DASHBOARD_CSP)
+        return response
+
+    return wrapped
+
+
+# Pages and fragments ---------------------------------------------------------------------
+
+@require_GET
+@dashboard_csp
+def dashboard(request: HttpRequest, conversation_id: int | None = None) -> HttpResponse:
+    # Read the feed position before anything else: an event committed while the page renders
+    # is then replayed by the first catch-up instead of being lost between the two reads.
+    last_seq = _latest_seq()
+    view = _view_param(request)
+    context: dict[str, object] = {"last_seq": last_seq, "views": _view_tabs(), **_list_context(request, view, conversation_id)}
+    if conversation_id is not None:
+        context |= _conversation_context(request, conversation_id)
+    return render(request, "tickets/dashboard.html", context)
+
+
+@require_GET
+@dashboard_csp
+def conversation_list(request: HttpRequest) -> HttpResponse:
+    """The left pane's list for one view, as a fragment."""
+    selected = request.GET.get("selected", "")
+    context = _list_context(request, _view_param(request), int(selected) if selected.isdigit() else None)
+    return render(request, "tickets/_list.html", context)
+
+
+@require_GET
+@dashboard_csp
+def conversation_timeline(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """The right pane for one conversation (header, timeline, composer), as a fragment."""
+    return render(request, "tickets/_conversation.html", _conversation_context(request, conversation_id))
+
+
+def _view_param(request: HttpRequest) -> str:
+    view = request.GET.get("view", "open")
+    return view if view in VIEWS else "open"
+
+
+def _view_tabs() -> list[tuple[str, str]]:
+    labels = {"open": "Open", "mine": "Mine", "unassigned": "Unassigned", "pending": "Pending", "solved": "Solved", "all": "All"}
+    return [(view, labels[view]) for view in VIEWS]
+
+
+def _latest_seq() -> int:
+    # The global maximum is enough: catch-up returns only what this agent may see after it.
+    return Event.objects.aggregate(seq=Max("id"))["seq"] or 0
+
+
+def _list_context(request: HttpRequest, view: str, selected_id: int | None) -> dict[str, object]:
+    rows = list(ticket_list(user=request.user, view=view)[: PAGE_SIZE + 1])
+    now = timezone.now()
+    for ticket in rows[:PAGE_SIZE]:
+        since = ticket.conversation.waiting_since
+        ticket.waiting_label = _short_age(now - since) if since and ticket.is_open else ""
+    return {"tickets": rows[:PAGE_SIZE], "has_more": len(rows) > PAGE_SIZE, "view": view, "selected_id": selected_id}
+
+
+def _short_age(age: timedelta) -> str:
+    """A compact age for a list row: 45s, 12m, 3h, 2d."""
+    seconds = max(int(age.total_seconds()), 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _conversation_context(request: HttpRequest, conversation_id: int) -> dict[str, object]:
+    ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+    agents = list(ticket.conversation.inbox.members.order_by("first_name", "username"))
+    return {
+        "ticket": ticket,
+        "conversation": ticket.conversation,
+        "entries": list(timeline(conversation_id=ticket.pk)),
+        "agents": agents,
+        "me_is_agent": any(agent.pk == request.user.pk for agent in agents),
+        "statuses": Ticket.Status.choices,
+    }
+
+
+# Actions -------------------------------------------------------------------------------
+
+class ComposeForm(forms.Form):
+    text = forms.CharField(max_length=100_000, strip=False)
+    # "Submit as …": the status to leave the ticket in; empty keeps it.
+    status = forms.ChoiceField(choices=[("", "")] + Ticket.Status.choices, required=False)
+
+
+class StatusForm(forms.Form):
+    status = forms.ChoiceField(choices=Ticket.Status.choices)
+
+
+@require_POST
+@dashboard_csp
+def conversation_reply(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    return _compose(request, conversation_id, write=reply_create)
+
+
+@require_POST
+@dashboard_csp
+def conversation_note(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    return _compose(request, conversation_id, write=note_create)
+
+
+def _compose(request: HttpRequest, conversation_id: int, *, write: Callable[..., Message]) -> HttpResponse:
+    ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+    form = ComposeForm(request.POST)
+    if not form.is_valid():
+        return _action_failed(request, ticket.pk, _form_error(form))
+    try:
+        # One use case: "Submit as Solved" writes the reply and the status, or neither.
+        with transaction.atomic():
+            write(conversation=ticket.conversation, author=request.user, text=form.cleaned_data["text"])
+            if form.cleaned_data["status"]:
+                ticket_set_status(ticket=ticket, status=form.cleaned_data["status"], by=request.user)
+    except ApplicationError as err:
+        return _action_failed(request, ticket.pk, str(err))
+    return _action_done(request, ticket.pk)
+
+
+@require_POST
+@dashboard_csp
+def conversation_status(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+    form = StatusForm(request.POST)
+    if not form.is_valid():
+        return _action_failed(request, ticket.pk, _form_error(form))
+    ticket_set_status(ticket=ticket, status=form.cleaned_data["status"], by=request.user)
+    return _action_done(request, ticket.pk)
+
+
+@require_POST
+@dashboard_csp
+def conversation_assign(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+    raw = request.POST.get("assignee", "")
+    assignee = None
+    if raw:
+        # Never someone who could not see the conversation.
+        assignee = assignee_get_for_ticket(ticket=ticket, user_id=int(raw)) if raw.isdigit() else None
+        if assignee is None:
+            return _action_failed(request, ticket.pk, "That agent does not work this inbox.")
+    ticket_assign(ticket=ticket, assignee=assignee, by=request.user)
+    return _action_done(request, ticket.pk)
+
+
+@require_POST
+@dashboard_csp
+def message_retry(request: HttpRequest, message_id: int) -> HttpResponse:
+    message = message_get_for_agent(user=request.user, message_id=message_id)
+    try:
+        reply_retry(message=message)
+    except ApplicationError as err:
+        return _action_failed(request, message.conversation_id, str(err))
+    return _action_done(request, message.conversation_id)
+
+
+def _wants_fragment(request: HttpRequest) -> bool:
+    return request.headers.get(FRAGMENT_HEADER) == "1"
+
+
+def _action_done(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    if _wants_fragment(request):
+        return render(request, "tickets/_conversation.html", _conversation_context(request, conversation_id))
+    return HttpResponseRedirect(reverse("conversation", args=[conversation_id]))
+
+
+def _action_failed(request: HttpRequest, conversation_id: int, reason: str) -> HttpResponse:
+    if _wants_fragment(request):
+        return HttpResponse(reason, status=400, content_type="text/plain; charset=utf-8")
+    flash.error(request, reason)
+    return HttpResponseRedirect(reverse("conversation", args=[conversation_id]))
+
+
+def _form_error(form: forms.Form) -> str:
+    return " ".join(f"{field}: {' '.join(errors)}" if field != "__all__" else " ".join(errors) for field, errors in form.errors.items())
+
+
+# The message HTML viewer and attachments ---------------------------------------------------
+
+@require_GET
+@xframe_options_sameorigin
+def message_html(request: HttpRequest, message_id: int) -> HttpResponse:
+    """The message's sanitised HTML as a document for a sandboxed iframe.
+
+    Sanitised again here, so HTML that reached the row by another path is no worse off; the
+    CSP is what keeps remote images (tracking pixels) unloaded until the agent asks.
+    """
+    message = message_get_for_agent(user=request.user, message_id=message_id)
+    if not message.html:
+        raise Http404("This message has no HTML part.")
+    by_cid = {a.content_id: a for a in message.attachments.all() if a.content_id}
+
+    def cid_url(cid: str) -> str | None:
+        attachment = by_cid.get(cid)
+        return cid_attachment_url(attachment) if attachment else None
+
+    remote = request.GET.get("remote") == "1"
+    body = html_with_cid_urls(_image_sources_filtered(sanitize_email_html(message.html), remote=remote), cid_url=cid_url)
+    response = render(request, "tickets/message_html.html", {"body": body, "message": message})
+    response["Content-Security-Policy"] = HTML_VIEWER_CSP.format(remote=" https: http:" if remote else "")
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "private, no-store"  # holds signed URLs that expire
+    return response
+
+
+def _image_sources_filtered(html: str, *, remote: bool) -> str:
+    """Only cid: sources (and http(s) once the agent asks) reach the browser.
+
+    The CSP would block a tracking pixel anyway, but the browser still starts the request
+    before refusing it; without the URL in the markup there is nothing to start. Relative
+    sources go too: an email has no business pointing at URLs of the desk itself.
+    """
+    allowed = ("cid:", "https://", "http://") if remote else ("cid:",)
+
+    def keep(element: str, attribute: str, value: str) -> str | None:
+        if attribute == "src" and not value.strip().lower().startswith(allowed):
+            return None
+        return value
+
+    return nh3.clean(html, url_schemes=SANITIZED_URL_SCHEMES, attribute_filter=keep)
+
+
+def cid_attachment_url(attachment: Attachment) -> str:
+    token = signing.TimestampSigner(salt=CID_TOKEN_SALT).sign(attachment.uuid.hex)
+    return f"{reverse('attachment-download', args=[attachment.uuid])}?t={token}"
+
+
+def _cid_token_valid(token: str, attachment: Attachment) -> bool:
+    try:
+        value = signing.TimestampSigner(salt=CID_TOKEN_SALT).unsign(token, max_age=CID_TOKEN_MAX_AGE)
+    except signing.BadSignature:  # includes SignatureExpired
+        return False
+    return value == attachment.uuid.hex
+
+
+@login_not_required  # a signed cid URL stands in for the session (see CID_TOKEN_SALT)
+@require_GET
+def attachment_download(request: HttpRequest, attachment_uuid: object) -> HttpResponse:
+    attachment = Attachment.objects.select_related("message").filter(uuid=attachment_uuid).first()
+    token = request.GET.get("t", "")
+    by_token = bool(token) and attachment is not None and _cid_token_valid(token, attachment)
+    if not by_token:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if attachment is None:
+            raise Http404("No such attachment.")
+        ticket_get_for_agent(user=request.user, ticket_id=attachment.message.conversation_id)
+    content_type = attachment.content_type.split(";")[0].strip().lower() or "application/octet-stream"
+    if content_type in ACTIVE_CONTENT_TYPES or "html" in content_type or "xml" in content_type:
+        content_type = "application/octet-stream"
+    inline = by_token and content_type in INLINE_IMAGE_TYPES
+    response = FileResponse(attachment.file.open("rb"), content_type=content_type, as_attachment=not inline, filename=attachment.filename)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "sandbox"
+    response["Cache-Control"] = "private, no-store"
+    return response
+

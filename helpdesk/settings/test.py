@@ -1,10 +1,12 @@
 """Test settings: fast hashing, in-memory channel layer unless a test asks for Redis."""
 from __future__ import annotations
 
+import copy
 import os
 
 from helpdesk.settings.base import *  # noqa: F401,F403
 from helpdesk.settings.base import BASE_DIR, DATABASES
+from helpdesk.settings.integrations.channels import CHANNEL_LAYERS as REDIS_CHANNEL_LAYERS
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SECRET_KEY = "test-secret-key"
@@ -16,6 +18,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": _name}
 MEDIA_ROOT = BASE_DIR / "var" / "test-media"
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The browser tests run the ASGI server in a subprocess: a push from the test process reaches
+# it only through a real channel layer, so they point the server at a throwaway Redis (with
+# the production layer's settings).
+if os.environ.get("TEST_CHANNEL_LAYER_REDIS_URL"):
+    CHANNEL_LAYERS = copy.deepcopy(REDIS_CHANNEL_LAYERS)
+    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["address"] = os.environ["TEST_CHANNEL_LAYER_REDIS_URL"]
+# That server serves static/ straight from the finders, without a collectstatic step.
+WHITENOISE_USE_FINDERS = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 ANYMAIL = {"WEBHOOK_SECRET": "hook:secret-pass", "MAILGUN_WEBHOOK_SIGNING_KEY": "mg-signing-key"}
 STORAGES = {

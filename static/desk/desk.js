@@ -1,0 +1,355 @@
+// The agent dashboard: swaps server-rendered fragments and follows the realtime feed.
+//
+// The socket only says "something changed" (event ids, a sequence number); the page then
+// refetches the list and the open conversation as HTML. Pushes are at-most-once, so after a
+// gap in the sequence or a reconnect the page asks /api/v1/events/?after=<last_seq> what it
+// missed. No inline handlers anywhere: the dashboard runs under a strict CSP.
+
+const body = document.body;
+document.documentElement.classList.add("js");
+
+const FRAGMENT_HEADERS = { "X-Desk-Fragment": "1" };
+const state = {
+  lastSeq: Number(body.dataset.lastSeq || 0),
+  view: body.dataset.view || "open",
+  socket: null,
+  wanted: true, // false after disconnect(): no automatic reconnect
+  attempts: 0,
+  retryTimer: null,
+  heartbeat: null,
+  awaitingPong: false,
+};
+
+// Fetching and swapping fragments ------------------------------------------------------
+
+async function fetchFragment(url, init = {}) {
+  const response = await fetch(url, { credentials: "same-origin", ...init, headers: { ...FRAGMENT_HEADERS, ...(init.headers || {}) } });
+  if (response.redirected && new URL(response.url).pathname.startsWith("/login")) {
+    window.location.reload(); // the session ended: the server sends us to the login page
+    throw new Error("signed out");
+  }
+  return response;
+}
+
+function parse(html) {
+  const template = document.createElement("template");
+  template.innerHTML = html;
+  return template.content;
+}
+
+function openConversationId() {
+  const conv = document.getElementById("conv");
+  return conv ? Number(conv.dataset.conversationId) : null;
+}
+
+function listUrl() {
+  const params = new URLSearchParams({ view: state.view });
+  const selected = openConversationId();
+  if (selected) params.set("selected", String(selected));
+  return `${body.dataset.listUrl}?${params}`;
+}
+
+// Refreshes are coalesced: a burst of events costs one fetch per pane, never overlapping.
+function serialised(task) {
+  let running = null;
+  let again = false;
+  return function run() {
+    if (running) { again = true; return running; }
+    running = (async () => {
+      try {
+        do { again = false; await task(); } while (again);
+      } finally { running = null; }
+    })();
+    return running;
+  };
+}
+
+const refreshList = serialised(async () => {
+  const response = await fetchFragment(listUrl());
+  if (!response.ok) return;
+  const fresh = parse(await response.text()).getElementById("conv-list");
+  const current = document.getElementById("conv-list");
+  if (fresh && current) current.replaceWith(fresh);
+});
+
+const refreshConversation = serialised(async () => {
+  const conv = document.getElementById("conv");
+  if (!conv) return;
+  const response = await fetchFragment(conv.dataset.timelineUrl);
+  if (response.status === 404) return; // moved out of the agent's inboxes
+  if (!response.ok) return;
+  applyConversation(parse(await response.text()));
+});
+
+// Keeps what the agent is doing (composer text, open formatted views, scroll position):
+// only the header and the messages that changed are replaced.
+function applyConversation(fragment, { force = false } = {}) {
+  const conv = document.getElementById("conv");
+  const fresh = fragment.getElementById("conv");
+  if (!conv || !fresh || fresh.dataset.conversationId !== conv.dataset.conversationId) return;
+  const head = document.getElementById("conv-head");
+  // A select the agent is choosing in would close under them: that header waits for the next refresh.
+  if (force || !head.contains(document.activeElement)) {
+    head.replaceWith(fragment.getElementById("conv-head"));
+  }
+  const scroller = document.getElementById("conv-scroll");
+  const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
+  mergeTimeline(document.getElementById("timeline"), fragment.getElementById("timeline"));
+  const submitAs = fragment.querySelector("#composer select[name=status]");
+  const currentSubmitAs = document.querySelector("#composer select[name=status]");
+  if (submitAs && currentSubmitAs && document.activeElement !== currentSubmitAs) currentSubmitAs.replaceWith(submitAs);
+  if (atBottom) scroller.scrollTop = scroller.scrollHeight;
+}
+
+function mergeTimeline(list, freshList) {
+  const existing = new Map([...list.children].map((li) => [li.id, li]));
+  const wanted = [...freshList.children];
+  const keep = new Set();
+  wanted.forEach((item, index) => {
+    const old = existing.get(item.id);
+    let node = item;
+    if (old && old.dataset.rev === item.dataset.rev) node = old;
+    else if (old) { old.replaceWith(item); }
+    keep.add(node);
+    // Moving a node that is already in place would reload its iframe: only move when needed.
+    if (list.children[index] !== node) list.insertBefore(node, list.children[index] || null);
+  });
+  [...list.children].forEach((li) => { if (!keep.has(li)) li.remove(); });
+}
+
+async function openConversation(id, { push = true } = {}) {
+  const response = await fetchFragment(`/c/${id}/timeline`);
+  if (!response.ok) return;
+  const fragment = parse(await response.text());
+  const pane = document.getElementById("pane");
+  pane.replaceChildren(fragment);
+  const conv = document.getElementById("conv");
+  document.title = `#${id} ${conv.querySelector("h1").firstChild.textContent.trim()} · Helpdesk`;
+  document.querySelectorAll(".conv-item").forEach((li) => li.classList.toggle("is-selected", li.dataset.conversationId === String(id)));
+  const scroller = document.getElementById("conv-scroll");
+  scroller.scrollTop = scroller.scrollHeight;
+  if (push) history.pushState({ conversation: id, view: state.view }, "", `/c/${id}/?view=${encodeURIComponent(state.view)}`);
+}
+
+function selectView(view, { push = true } = {}) {
+  state.view = view;
+  document.querySelectorAll("[data-view-tab]").forEach((tab) => {
+    const active = tab.dataset.viewTab === view;
+    tab.classList.toggle("is-active", active);
+    if (active) tab.setAttribute("aria-current", "page"); else tab.removeAttribute("aria-current");
+  });
+  refreshList();
+  if (push) {
+    const id = openConversationId();
+    history.pushState({ conversation: id, view }, "", `${id ? `/c/${id}/` : body.dataset.dashboardUrl}?view=${encodeURIComponent(view)}`);
+  }
+}
+
+window.addEventListener("popstate", () => {
+  const match = window.location.pathname.match(/^\/c\/(\d+)\/$/);
+  const view = new URLSearchParams(window.location.search).get("view") || "open";
+  if (view !== state.view) selectView(view, { push: false });
+  if (match) openConversation(Number(match[1]), { push: false });
+  else document.getElementById("pane").replaceChildren(Object.assign(document.createElement("div"), { className: "empty-pane", textContent: "Select a conversation from the list." }));
+});
+
+// Clicks, forms and toggles (delegated) --------------------------------------------------
+
+document.addEventListener("click", (event) => {
+  const plain = event.button === 0 && !event.metaKey && !event.ctrlKey && !event.shiftKey && !event.altKey;
+  const link = event.target.closest("a[data-conversation]");
+  if (link && plain) {
+    event.preventDefault();
+    openConversation(Number(link.dataset.conversation));
+    return;
+  }
+  const tab = event.target.closest("a[data-view-tab]");
+  if (tab && plain) {
+    event.preventDefault();
+    selectView(tab.dataset.viewTab);
+    return;
+  }
+  const action = event.target.closest("[data-action]");
+  if (!action) return;
+  const message = action.closest(".msg");
+  if (action.dataset.action === "toggle-full") toggleFull(message, action);
+  else if (action.dataset.action === "toggle-html" && plain) { event.preventDefault(); toggleHtml(message, action); }
+  else if (action.dataset.action === "load-remote") loadRemote(message, action);
+});
+
+function toggleFull(message, button) {
+  const full = message.querySelector("[data-part=full]");
+  const short = message.querySelector("[data-part=short]");
+  const showFull = full.hidden;
+  full.hidden = !showFull;
+  short.hidden = showFull;
+  button.textContent = showFull ? "Show less" : "Show full message";
+  button.setAttribute("aria-expanded", String(showFull));
+}
+
+// The formatted view is a sandboxed iframe (no allow-scripts, opaque origin); the server adds
+// a CSP that blocks remote images until the agent asks for them.
+function toggleHtml(message, button) {
+  const view = message.querySelector(".html-view");
+  if (!view.firstChild) {
+    const bar = document.createElement("div");
+    bar.className = "html-bar";
+    bar.append("Remote images are blocked.");
+    const remote = document.createElement("button");
+    remote.type = "button";
+    remote.className = "btn-link";
+    remote.dataset.action = "load-remote";
+    remote.textContent = "Load remote images";
+    bar.append(remote);
+    const frame = document.createElement("iframe");
+    frame.setAttribute("sandbox", "");
+    frame.setAttribute("referrerpolicy", "no-referrer");
+    frame.title = "Formatted message";
+    frame.src = view.dataset.src;
+    view.append(bar, frame);
+  }
+  view.hidden = !view.hidden;
+  button.textContent = view.hidden ? "View formatted" : "Hide formatted";
+  button.setAttribute("aria-expanded", String(!view.hidden));
+}
+
+function loadRemote(message, button) {
+  const view = message.querySelector(".html-view");
+  view.querySelector("iframe").src = `${view.dataset.src}?remote=1`;
+  button.disabled = true;
+  button.textContent = "Remote images loaded";
+}
+
+document.addEventListener("change", (event) => {
+  if (event.target.matches("select[data-autosubmit]")) event.target.form.requestSubmit();
+});
+
+document.addEventListener("submit", async (event) => {
+  const form = event.target;
+  if (!form.matches("form[data-async]")) return;
+  event.preventDefault();
+  const submitter = event.submitter;
+  const url = submitter && submitter.hasAttribute("formaction") ? submitter.formAction : form.action;
+  const data = new FormData(form, submitter || undefined);
+  const error = form.querySelector(".form-error");
+  const buttons = [...form.querySelectorAll("button, select")];
+  buttons.forEach((b) => { b.disabled = true; });
+  try {
+    const response = await fetchFragment(url, { method: "POST", body: data });
+    if (!response.ok) {
+      if (error) { error.textContent = (await response.text()) || `Failed (${response.status}).`; error.hidden = false; }
+      return;
+    }
+    if (error) error.hidden = true;
+    if (form.matches("[data-composer]")) form.querySelector("textarea").value = "";
+    applyConversation(parse(await response.text()), { force: true });
+    refreshList();
+  } catch (err) {
+    if (error) { error.textContent = "Could not reach the server. Try again."; error.hidden = false; }
+  } finally {
+    buttons.forEach((b) => { if (b.isConnected) b.disabled = false; });
+  }
+});
+
+// The realtime feed ---------------------------------------------------------------------
+
+function setConnection(status, label) {
+  const conn = document.getElementById("conn");
+  if (!conn) return;
+  conn.className = `conn conn-${status}`;
+  conn.textContent = label;
+  conn.dataset.state = status;
+}
+
+function refreshFor(conversationIds) {
+  refreshList();
+  const open = openConversationId();
+  if (open && conversationIds.has(open)) refreshConversation();
+}
+
+function handleEvent(event) {
+  if (event.seq <= state.lastSeq) return; // already seen through a catch-up
+  if (event.seq > state.lastSeq + 1) {
+    // Something in between was dropped, or belongs to an inbox we do not see: ask.
+    catchUp();
+    return;
+  }
+  state.lastSeq = event.seq;
+  refreshFor(new Set([event.conversation_id]));
+}
+
+const catchUp = serialised(async () => {
+  const changed = new Set();
+  for (let page = 0; page < 20; page += 1) {
+    const response = await fetch(`${body.dataset.eventsUrl}?after=${state.lastSeq}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (response.status === 401 || response.status === 403) { window.location.reload(); return; }
+    if (!response.ok) return;
+    const data = await response.json();
+    data.results.forEach((e) => changed.add(e.conversation_id));
+    state.lastSeq = Math.max(state.lastSeq, data.last_seq);
+    if (data.results.length < 500) break;
+  }
+  if (changed.size) refreshFor(changed);
+});
+
+function connect() {
+  state.wanted = true;
+  clearTimeout(state.retryTimer);
+  if (state.socket && state.socket.readyState <= WebSocket.OPEN) return;
+  const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+  const socket = new WebSocket(`${scheme}//${window.location.host}${body.dataset.wsPath}`);
+  state.socket = socket;
+  setConnection(state.attempts ? "reconnecting" : "connecting", state.attempts ? "Reconnecting…" : "Connecting…");
+  socket.addEventListener("open", () => {
+    state.attempts = 0;
+    setConnection("live", "Live");
+    startHeartbeat(socket);
+    catchUp(); // whatever happened before the subscription was in place
+  });
+  socket.addEventListener("message", (message) => {
+    const data = JSON.parse(message.data);
+    if (data.type === "event") handleEvent(data);
+    else if (data.type === "pong") state.awaitingPong = false;
+  });
+  socket.addEventListener("close", () => {
+    if (state.socket !== socket) return;
+    state.socket = null;
+    clearInterval(state.heartbeat);
+    if (!state.wanted) { setConnection("offline", "Offline"); return; }
+    scheduleReconnect();
+  });
+}
+
+function scheduleReconnect() {
+  state.attempts += 1;
+  const delay = Math.min(30000, 1000 * 2 ** (state.attempts - 1)) * (0.5 + Math.random() / 2);
+  setConnection("reconnecting", "Reconnecting…");
+  state.retryTimer = setTimeout(connect, delay);
+  catchUp(); // over HTTP meanwhile; also notices an ended session
+}
+
+// A socket can die silently (a proxy, a sleeping laptop): no pong in time means reconnect.
+function startHeartbeat(socket) {
+  state.awaitingPong = false;
+  clearInterval(state.heartbeat);
+  state.heartbeat = setInterval(() => {
+    if (state.awaitingPong) { socket.close(); return; }
+    state.awaitingPong = true;
+    socket.send(JSON.stringify({ type: "ping" }));
+  }, 25000);
+}
+
+function disconnect() {
+  state.wanted = false;
+  clearTimeout(state.retryTimer);
+  clearInterval(state.heartbeat);
+  const socket = state.socket;
+  state.socket = null;
+  if (socket) socket.close();
+  setConnection("offline", "Offline");
+}
+
+// For the browser tests and for debugging from the console.
+window.desk = { connect, disconnect, catchUp, refreshList, refreshConversation, get lastSeq() { return state.lastSeq; } };
+
+if (body.dataset.wsPath) connect();

@@ -1,0 +1,165 @@
+"""Headless Chromium against the real ASGI app, served by uvicorn on the test database.
+
+One Redis, one server and one browser for the whole package (started on first use, stopped
+when the package is done). The server is a subprocess; a realtime push from this process
+reaches it through the Redis channel layer, as between two production processes.
+
+Playwright's sync API keeps an asyncio loop running in this thread while the browser is
+open, which makes Django refuse ORM calls here (SynchronousOnlyOperation) and asgiref
+refuse async_to_sync. So: the browser fixture allows the ORM for as long as it runs, and
+work that pushes to the channel layer goes through `in_thread`.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.request
+from urllib.parse import urlsplit
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from helpdesk.settings.integrations.channels import CHANNEL_LAYERS as REDIS_CHANNEL_LAYERS
+from tests.browser.helpers import PixelCounter, free_port, wait_until
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="package")
+def redis_url() -> Iterator[str]:
+    """A throwaway Redis for the channel layer: no persistence, gone with the package."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(port), "--bind", "127.0.0.1",
+         "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+    def accepting() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    try:
+        wait_until(accepting, timeout=10, what="redis-server")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+@pytest.fixture(scope="package")
+def asgi_server(django_db_setup, django_db_blocker, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """uvicorn serving helpdesk.asgi on the test database; yields its base URL."""
+    with django_db_blocker.unblock():
+        db_name = str(connection.settings_dict["NAME"])
+    if connection.vendor == "sqlite":
+        database_url = f"sqlite:///{db_name}"
+    else:  # the same server as DATABASE_URL, its test database
+        database_url = urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{db_name}").geturl()
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("uvicorn") / "server.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "helpdesk.settings.test",
+        "DATABASE_URL": database_url,
+        "TEST_DATABASE_NAME": db_name,
+        "TEST_CHANNEL_LAYER_REDIS_URL": redis_url,
+        "PYTHONUNBUFFERED": "1",
+    }
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "helpdesk.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+             "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+
+    def serving() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"uvicorn exited with {proc.returncode}:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{base}/login/", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_until(serving, timeout=30, what="uvicorn")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        output = log_path.read_text(errors="replace")
+        if "Traceback" in output:
+            sys.stderr.write(f"\n--- uvicorn log ---\n{output}\n")
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Browser]:
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # see the module docstring
+    playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+    finally:
+        playwright.stop()
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def redis_layer(settings, redis_url: str) -> None:
+    """This process pushes through the same Redis the server listens on."""
+    layers = copy.deepcopy(REDIS_CHANNEL_LAYERS)  # the production layer's settings
+    layers["default"]["CONFIG"]["hosts"][0]["address"] = redis_url
+    settings.CHANNEL_LAYERS = layers
+
+
+@pytest.fixture
+def server_media(settings) -> Iterator[Path]:
+    """Attachments written here must be readable by the server, which uses the test settings' MEDIA_ROOT."""
+    from helpdesk.settings import test as test_settings
+
+    root = Path(test_settings.MEDIA_ROOT)
+    settings.MEDIA_ROOT = root
+    before = set(root.rglob("*")) if root.exists() else set()
+    yield root
+    for path in sorted(set(root.rglob("*")) - before, reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+
+
+@pytest.fixture
+def page(browser: Browser, asgi_server: str, transactional_db, redis_layer) -> Iterator[Page]:
+    context = browser.new_context(base_url=asgi_server)
+    context.set_default_timeout(8000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def tracker() -> Iterator[PixelCounter]:
+    with PixelCounter() as counter:
+        yield counter
+

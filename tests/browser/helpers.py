@@ -1,0 +1,93 @@
+"""Helpers for the browser tests: ports, waiting, a loop-free thread, login, a counting tracker."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TypeVar
+
+from django.db import connections
+from playwright.sync_api import Page
+
+T = TypeVar("T")
+PASSWORD = "pw"  # tests.factories.UserFactory
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check: Callable[[], bool], *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"gave up waiting for {what}")
+
+
+def in_thread(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """Run fn in a fresh thread (no event loop there) and return its result or raise its error."""
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = fn(*args, **kwargs)
+        except BaseException as err:  # noqa: BLE001 - re-raised in the caller
+            result["error"] = err
+        finally:
+            connections.close_all()  # this thread's connections; SQLite would keep a handle
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(30)
+    if "error" in result:
+        raise result["error"]  # type: ignore[misc]
+    return result["value"]  # type: ignore[return-value]
+
+
+def login(page: Page, username: str, password: str = PASSWORD) -> None:
+    page.goto("/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/")
+    page.wait_for_selector("#conn[data-state=live]")
+
+
+class PixelCounter:
+    """A tiny HTTP server standing in for an email tracker: it counts every request."""
+
+    GIF = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+
+    def __init__(self) -> None:
+        self.hits: list[str] = []
+        counter = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                counter.hits.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "image/gif")
+                self.send_header("Content-Length", str(len(PixelCounter.GIF)))
+                self.end_headers()
+                self.wfile.write(PixelCounter.GIF)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "PixelCounter":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
