@@ -80,7 +80,12 @@ def ticket_assign(*, ticket: Ticket, assignee: AbstractBaseUser | None, by: Abst
             locked.status = Ticket.Status.OPEN
             fields.append("status")
         locked.save(update_fields=fields)
-        text = f"{_name(by)} assigned the conversation to {_name(assignee)}." if assignee else f"{_name(by)} unassigned the conversation."
+        if assignee is None:
+            text = f"{_name(by)} unassigned the conversation."
+        elif assignee.pk == by.pk:
+            text = f"{_name(by)} took the conversation."
+        else:
+            text = f"{_name(by)} assigned the conversation to {_name(assignee)}."
         system_event_create(conversation=locked.conversation, author=by, text=text)
         realtime.publish(type="conversation.updated", inbox_id=locked.conversation.inbox_id, conversation_id=locked.pk)
     return locked

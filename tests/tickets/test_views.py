@@ -391,7 +391,7 @@ def test_assign_to_an_agent_of_the_inbox_then_to_me_then_nobody(agent_client, ti
     assert Ticket.objects.get(pk=ticket.pk).assignee is None
     assert list(Message.objects.filter(kind="system").values_list("text", flat=True)) == [
         "Alice Agent assigned the conversation to Bob B.",
-        "Alice Agent assigned the conversation to Alice Agent.",
+        "Alice Agent took the conversation.",
         "Alice Agent unassigned the conversation.",
     ]
 

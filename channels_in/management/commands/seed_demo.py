@@ -1,0 +1,674 @@
+"""Demo data for `make run`: an email inbox, a team of agents and ~50 conversations with history.
+
+Idempotent: once the demo inbox exists the command changes nothing (it only prints the
+logins again). Everything lands in one transaction, so an interrupted run leaves nothing
+half-seeded and the next run starts over.
+
+Customer messages, notes, assignments and status changes go through the services, so the
+timeline, the system events and the ticket state are what the desk itself would write; the
+rows are then backdated with queryset updates (created_at is auto_now_add). Replies are
+written directly with their final delivery status: reply_create would enqueue a delivery
+task, and seeding must neither send mail nor need Redis.
+
+It lives in channels_in, the top layer, because it creates an EmailChannel as well as the
+tickets and conversations below it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import random
+import uuid
+from datetime import datetime, timedelta
+
+from channels.layers import DEFAULT_CHANNEL_LAYER, InMemoryChannelLayer, channel_layers
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+from django.utils import timezone
+
+from channels_in.models import EmailChannel
+from conversations import realtime
+from conversations.html import fold_quoted_text
+from conversations.models import Channel, Contact, ContactIdentity, Conversation, Event, Inbox, Message
+from conversations.services import IncomingMessage, contact_get_or_create, email_message_id_new, note_create
+from conversations.threading import ThreadMatch
+from helpdesk.roles import MANAGERS_GROUP
+from tickets.models import Tag, Team, Ticket
+from tickets.services import inbound_message_record, ticket_assign, ticket_set_status
+
+DEMO_ADDRESS = "support@acme.test"
+DEMO_INBOX = "Acme Support"
+DEMO_PASSWORD = "demo1234"
+SIGNATURE = "\n\nBest regards,\n{agent}\nAcme Support"
+
+# username, first name, last name, teams
+AGENTS = (
+    ("alice", "Alice", "Archer", ("Billing",)),
+    ("bob", "Bob", "Brennan", ("Billing", "Technical")),
+    ("carol", "Carol", "Chen", ("Technical",)),
+)
+MANAGER = ("maria", "Maria", "Mendes")
+ADMIN = "admin"
+
+LOGINS = f"""Demo logins (password "{DEMO_PASSWORD}" for all):
+  alice   agent, team Billing
+  bob     agent, teams Billing and Technical
+  carol   agent, team Technical
+  maria   manager (sees every inbox)
+  admin   superuser (Django admin at /admin/)"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """One kind of request, with every line the customer and the agent say about it."""
+
+    subject: str
+    team: str | None
+    tags: tuple[str, ...]
+    priority: str
+    opening: str
+    reply: str
+    follow_up: str
+    thanks: str
+    closing: str
+    note: str
+
+
+SCENARIOS = (
+    Scenario(
+        "Charged twice for this month's invoice", "Billing", ("billing", "refund"), "high",
+        "Hello,\n\nOur credit card was charged twice for invoice INV-0342 (2 x $1,140.00 on the 3rd). "
+        "Our finance team flagged it this morning. Could you refund the duplicate charge?\n\n"
+        "The last four digits of the card are 4417.",
+        "Hi {first},\n\nSorry about that. I can confirm the second charge was a duplicate caused by a retry on our "
+        "payment provider's side. I have refunded $1,140.00 to the card ending 4417; depending on your bank it shows "
+        "up within 5-10 business days.\n\nLet me know if anything else looks off.",
+        "Thanks {agent}. Could you also send us a credit note for the refund? Our accountant needs one for the books.",
+        "The refund arrived today. Thanks for sorting this out so quickly!",
+        "Great to hear, {first}. The credit note CN-0019 is in your billing history now as well. "
+        "I'll close this conversation; just reply if you need anything else.",
+        "Duplicate charge confirmed in Stripe (retry after a gateway timeout). Refund issued.",
+    ),
+    Scenario(
+        "Can't log in after resetting my password", "Technical", ("login",), "normal",
+        "Hi,\n\nI reset my password yesterday, but the login page keeps saying \"Invalid email or password\" with the "
+        "new one. I tried in Chrome and Firefox, same result. My login is {email}.\n\n"
+        "Can you help? I have a client presentation tomorrow.",
+        "Hi {first},\n\nThanks for the details. Your account was still locked after five failed attempts before the "
+        "reset, which is why the new password didn't work. I've unlocked it now, so please try again with the "
+        "password you set yesterday.\n\nIf it still fails, tell me the exact time you tried and I'll look at the logs.",
+        "Still getting the same error, I'm afraid. I tried at 9:40 this morning.",
+        "It works now, thank you!",
+        "Glad you're back in, {first}. Good luck with the presentation!",
+        "Account was locked (5 failed logins before the reset). Unlocked in admin.",
+    ),
+    Scenario(
+        "How do I add a new user to our workspace?", "Technical", ("how-to",), "low",
+        "Hello,\n\nWe hired two new people and I can't find where to invite them to our workspace. "
+        "I'm an admin, I think. Where should I look?",
+        "Hi {first},\n\nYou can invite people from Settings > Members > Invite. Enter their email addresses (one per "
+        "line) and choose a role; they get an email with a link that's valid for 7 days.\n\n"
+        "If the Invite button is greyed out, your plan's seat limit has been reached; I can help with that too.",
+        "The Invite button is greyed out. We're on the Team plan with 10 seats and I count only 8 members.",
+        "Found it, and both invitations are accepted. Thanks!",
+        "Perfect. Welcome to your new colleagues! I'm closing this for now.",
+        "Two invitations that were never accepted were holding seats. Explained how to revoke them.",
+    ),
+    Scenario(
+        "Invoice needs our VAT number", "Billing", ("invoice",), "normal",
+        "Dear Acme team,\n\nOur invoices are missing our VAT ID, so our accounting department can't process them. "
+        "Our VAT ID is DE 811 907 980. Could you add it and reissue the invoices for the last two months?",
+        "Hi {first},\n\nI've added VAT ID DE811907980 to your billing profile and reissued the invoices for the last "
+        "two months. You'll find them under Billing > Invoices; future invoices will include the ID automatically.\n\n"
+        "Anything else I can do?",
+        "Thanks! The older of the two invoices still shows our old address though (Hauptstrasse 4 instead of Lindenallee 12).",
+        "All good now, the accounting team is happy. Thank you!",
+        "Happy to help, {first}. Have a good week!",
+        "VAT ID checked in VIES: valid.",
+    ),
+    Scenario(
+        "API returns 502 on /v2/exports", "Technical", ("api", "bug"), "urgent",
+        "Hi support,\n\nSince about 06:00 UTC all our calls to POST /v2/exports return 502 Bad Gateway. Other "
+        "endpoints work. This blocks our nightly sync for 40 customers.\n\n"
+        "Request id from the last failure: req_8f2c41d07e.\n\nPlease treat this as urgent.",
+        "Hi {first},\n\nThank you for the request id, that helped. Our engineers have confirmed a problem with the "
+        "export service after this morning's deploy and are rolling out a fix now. I'll update you as soon as it's "
+        "live.\n\nSorry for the disruption.",
+        "Any news? We are still getting 502s, the last one at 11:02 UTC (req_91aa03f6c2).",
+        "Confirmed, exports are working again and the nightly sync ran fine. Thanks for keeping us posted.",
+        "Thanks for confirming, {first}. The post-mortem will be on our status page by Friday.",
+        "Engineering incident INC-2291: export workers out of memory after the 2.14 deploy. Rollback in progress.",
+    ),
+    Scenario(
+        "Please cancel our subscription", "Billing", ("cancellation",), "normal",
+        "Hello,\n\nWe've decided to move to a different tool and would like to cancel our subscription at the end of "
+        "the current billing period. Please confirm that we won't be charged again.",
+        "Hi {first},\n\nSorry to see you go. I've scheduled the cancellation for the end of your billing period on "
+        "the 28th; there won't be another charge. Your data stays available for export until then "
+        "(Settings > Export).\n\nIf you have a minute, we'd appreciate knowing what we could have done better.",
+        "Thanks. Can we still export attachments after the 28th? We have about 3 GB of files.",
+        "Export done, we have everything. Thanks for the smooth process.",
+        "You're welcome, {first}. All the best with the new tool; you're always welcome back.",
+        "Churn reason: moving to a tool bundled with their CRM. Offered 20% off for a year, declined.",
+    ),
+    Scenario(
+        "Upgrade from Starter to Team plan", "Billing", ("upgrade",), "low",
+        "Hi,\n\nWe're growing and would like to upgrade from Starter to the Team plan. Is the price prorated if we "
+        "switch mid-month? And do we keep our existing projects?",
+        "Hi {first},\n\nGreat news! Yes, the switch is prorated to the day, and all projects, files and settings stay "
+        "exactly where they are. You can upgrade under Billing > Plan, or I can do it for you if you prefer.",
+        "Please do it for us. We'd also need 15 seats instead of the 10 included.",
+        "Looks great, the whole team is in. Thanks!",
+        "Enjoy the Team plan, {first}!",
+        "Upgraded to Team with 15 seats; prorated invoice INV-0388.",
+    ),
+    Scenario(
+        "CSV export is missing the last column", "Technical", ("bug", "export"), "normal",
+        "Hello,\n\nWhen I export our task list to CSV, the \"Due date\" column is missing, even though it's visible in "
+        "the table view. It used to be there last month. Is this a bug?",
+        "Hi {first},\n\nThanks for reporting this. I could reproduce it: custom views with more than 12 columns drop "
+        "the last one in CSV exports. I've filed it with our engineers. Until it's fixed, hiding one unused column in "
+        "the view brings \"Due date\" back.",
+        "The workaround works, thanks. Do you know when the real fix will ship?",
+        "Just exported again and the column is there. Thanks!",
+        "Great, thanks for your patience, {first}.",
+        "Filed BUG-1187: the CSV writer truncates at 12 columns. Workaround given.",
+    ),
+    Scenario(
+        "Two-factor codes not arriving", "Technical", ("login", "2fa"), "high",
+        "Hi,\n\nI'm not receiving the two-factor SMS codes anymore, so I can't log in. My phone number hasn't "
+        "changed. I have the backup codes somewhere but can't find them right now.\n\n"
+        "Please help, I need access for payroll today.",
+        "Hi {first},\n\nFor your security I can't disable two-factor authentication by email, but I've sent a "
+        "verification link to the address on your account. Once you confirm it, you can switch to an authenticator "
+        "app or receive the code by voice call instead of SMS.",
+        "I got the link, but it says it has expired. I clicked it within 5 minutes.",
+        "Switched to the authenticator app and I'm in. Thank you!",
+        "Glad it worked, {first}. Please keep the new backup codes somewhere safe.",
+        "SMS provider reports carrier filtering for this number range. Identity verified via the account email.",
+    ),
+    Scenario(
+        "Feature request: dark mode", "Technical", ("feature-request",), "low",
+        "Hi there,\n\nLove the product! Any plans for a dark mode? Half of our team works late and the white "
+        "background is very bright.",
+        "Hi {first},\n\nThanks for the kind words! Dark mode is on our roadmap for this quarter. I've added your vote "
+        "to the request, and we'll let you know when it's available in beta.",
+        "Great! Could we join the beta when it's ready?",
+        "Looking forward to it, thanks!",
+        "You're on the beta list, {first}. Thanks for the feedback!",
+        "Added a vote to FR-77 (dark mode); 31 votes now.",
+    ),
+    Scenario(
+        "Card declined at renewal", "Billing", ("billing", "payment-failed"), "high",
+        "Hello,\n\nWe got an email that our renewal payment failed and the account will be suspended in 3 days. The "
+        "card is valid; our bank says they didn't see any attempt. What should we do?",
+        "Hi {first},\n\nThe payment was declined with \"authentication required\": your bank wanted a 3-D Secure "
+        "confirmation that our automatic renewal can't provide. Please go to Billing > Payment method and click "
+        "\"Retry payment\"; you'll be asked to confirm it in your banking app. I've extended the grace period by 7 "
+        "days, so there's no rush.",
+        "I clicked Retry but nothing happens, no popup from the bank either.",
+        "The payment went through now. Thanks for extending the deadline!",
+        "Perfect, your account is all set until next year, {first}.",
+        "Stripe decline code authentication_required. Grace period extended by 7 days.",
+    ),
+    Scenario(
+        "Webhook signature verification failing", "Technical", ("api", "webhooks"), "high",
+        "Hi,\n\nWe're verifying the X-Acme-Signature header on your webhooks as described in the docs, but since "
+        "Monday every signature check fails. We haven't changed our code. Did something change on your side?",
+        "Hi {first},\n\nYes, sorry: on Monday we rotated webhook secrets for accounts that still had the old "
+        "32-character format. The new secret is shown under Settings > Developers > Webhooks. During the transition "
+        "we sign with both secrets, so updating it on your side fixes the check immediately.",
+        "We updated the secret, but the check still fails for events with non-ASCII characters in the payload.",
+        "That was it, we were decoding the body before hashing it. All green now, thanks!",
+        "Great, {first}. I've also asked our docs team to make the raw-body requirement more prominent.",
+        "They missed the rotation announcement. Non-ASCII failures: they hash the decoded JSON, not the raw body.",
+    ),
+    Scenario(
+        "Where can I download past receipts?", "Billing", ("invoice", "how-to"), "low",
+        "Hi,\n\nOur auditor needs all receipts for last year. Where can I download them in one go?",
+        "Hi {first},\n\nYou'll find all invoices and receipts under Billing > Invoices. Use the \"Download all\" "
+        "button at the top right and choose the date range; you'll get a ZIP file with the PDFs.",
+        "I only see invoices from this year there. Where are the older ones?",
+        "Got them all, thank you!",
+        "Glad that helped, {first}!",
+        "Invoices before the billing migration are in the legacy archive; exported them by hand.",
+    ),
+    Scenario(
+        "Dashboard very slow since yesterday", "Technical", ("performance",), "high",
+        "Hi,\n\nSince yesterday afternoon our dashboard takes 20-30 seconds to load, and sometimes it times out. "
+        "Other pages are fine. We are in the EU region. Anything going on?",
+        "Hi {first},\n\nThanks for letting us know. I see slow queries for your workspace in the dashboard's activity "
+        "widget, which has grown to over 2 million events. Our engineers are adding an index; meanwhile, removing the "
+        "\"All activity\" widget makes the dashboard load instantly again.",
+        "We removed the widget and it's faster, but the team really relies on it. Any ETA for the fix?",
+        "The widget is back and the dashboard loads in 2 seconds. Thanks!",
+        "Thanks for your patience, {first}. We've also added monitoring for this query.",
+        "Workspace has 2.1M activity rows; missing index on (workspace_id, created_at). Migration scheduled tonight.",
+    ),
+    Scenario(
+        "Change the billing email address", "Billing", ("billing",), "low",
+        "Hello,\n\nPlease send all future invoices to accounts@{domain} instead of my personal address.\n\nThank you",
+        "Hi {first},\n\nDone: invoices and payment notices now go to accounts@{domain}. Receipts for past payments "
+        "remain available under Billing > Invoices.",
+        "Thanks. Could you also copy me on failed payment notices only?",
+        "Perfect, thank you.",
+        "You're welcome, {first}!",
+        "Billing contact changed at the request of the account owner.",
+    ),
+    Scenario(
+        "Data deletion request (GDPR)", None, ("privacy",), "high",
+        "Hello,\n\nUnder Article 17 GDPR I request the deletion of all personal data you hold about me. I closed my "
+        "account last year.\n\nPlease confirm once done.",
+        "Hi {first},\n\nThank you for your request. We've verified that it comes from the address registered to the "
+        "closed account and have started the deletion. It will be completed within 30 days, and I'll confirm by "
+        "email once it's done.",
+        "Thank you. Will you also delete the data held by your payment provider?",
+        "Thank you for confirming.",
+        "Confirmed, {first}: your personal data has been deleted. Invoices we are legally required to keep are "
+        "retained with access restricted.",
+        "DSR-0042 opened with legal. Deadline: 30 days.",
+    ),
+)
+
+# first name, last name, company, mail domain (.example is reserved: nothing is ever delivered)
+CUSTOMERS = (
+    ("Jana", "Novak", "Lindenhof GmbH", "lindenhof.example"),
+    ("Tom", "Becker", "Northwind Traders", "northwind.example"),
+    ("Priya", "Raman", "Kestrel Analytics", "kestrel.example"),
+    ("Lucas", "Moreau", "Atelier Moreau", "atelier-moreau.example"),
+    ("Emma", "Lindqvist", "Fjord Logistics", "fjord.example"),
+    ("Daniel", "Okafor", "Baobab Health", "baobab.example"),
+    ("Sofia", "Rossi", "Trattoria Digitale", "trattoria.example"),
+    ("Kenji", "Watanabe", "Sakura Robotics", "sakura-robotics.example"),
+    ("Olivia", "Brown", "Brightside Dental", "brightside.example"),
+    ("Mateo", "Garcia", "Sol y Mar Travel", "solymar.example"),
+    ("Hannah", "Schmidt", "Schmidt & Partner", "schmidt-partner.example"),
+    ("Noah", "Williams", "Copperleaf Studio", "copperleaf.example"),
+    ("Aisha", "Khan", "Crescent Finance", "crescent.example"),
+    ("Liam", "O'Connor", "Harbour Books", "harbour.example"),
+    ("Mei", "Lin", "Jade Garden Foods", "jadegarden.example"),
+    ("Jonas", "Berg", "Polar Outfitters", "polar.example"),
+    ("Chloe", "Dubois", "Maison Lumiere", "lumiere.example"),
+    ("Ravi", "Patel", "Saffron Labs", "saffron.example"),
+    ("Isabella", "Costa", "Verde Architects", "verde.example"),
+    ("Ethan", "Clark", "Summit Legal", "summit.example"),
+    ("Zoe", "Martin", "Pixel Pantry", "pixelpantry.example"),
+    ("Omar", "Haddad", "Cedar Imports", "cedar.example"),
+    ("Lena", "Fischer", "Alpenglow Hotels", "alpenglow.example"),
+    ("Samuel", "Adeyemi", "Lagos Freight", "lagosfreight.example"),
+    ("Grace", "Kim", "Blue Heron Clinic", "blueheron.example"),
+    ("Felix", "Wagner", "Wagner Maschinenbau", "wagner-mb.example"),
+    ("Nora", "Haugen", "Nordlys Energy", "nordlys.example"),
+    ("Diego", "Fernandez", "Andes Coffee", "andes.example"),
+    ("Amelia", "Taylor", "Thistle & Rose", "thistlerose.example"),
+    ("Yusuf", "Demir", "Bosphorus Textiles", "bosphorus.example"),
+    ("Clara", "Jensen", "Kobenhavn Bikes", "kbhbikes.example"),
+    ("Arjun", "Mehta", "Monsoon Media", "monsoon.example"),
+    ("Ella", "Nowak", "Vistula Software", "vistula.example"),
+    ("Marco", "Bianchi", "Bianchi Vini", "bianchivini.example"),
+    ("Sara", "Ahmed", "Oasis Pharmacy", "oasis.example"),
+    ("Lukas", "Horvat", "Adriatic Yachts", "adriatic.example"),
+    ("Maya", "Cohen", "Olive Tree Ventures", "olivetree.example"),
+    ("Victor", "Silva", "Lisboa Ceramics", "lisboa-ceramics.example"),
+    ("Ingrid", "Larsen", "Fjellet Outdoor", "fjellet.example"),
+    ("Ben", "Carter", "Carter Plumbing", "carterplumbing.example"),
+    ("Fatima", "Zahra", "Atlas Tours", "atlastours.example"),
+    ("Hugo", "Lefevre", "Boulangerie Lefevre", "lefevre.example"),
+    ("Anna", "Kowalski", "Amber Interiors", "amber.example"),
+    ("Kwame", "Mensah", "Gold Coast Solar", "goldcoast.example"),
+    ("Lily", "Evans", "Evans Veterinary", "evansvet.example"),
+    ("Tariq", "Aziz", "Indus Textiles", "indus.example"),
+)
+VIP_DOMAINS = {"northwind.example", "summit.example", "sakura-robotics.example"}
+
+# What happens in each conversation, step by step. The mix gives every status and view
+# (new, unassigned, mine, pending, on hold, solved, closed) something to show.
+SHAPES = (
+    ["new"] * 8 + ["triaged"] * 7 + ["pending"] * 9 + ["reopened"] * 7
+    + ["on_hold"] * 4 + ["solved"] * 9 + ["closed"] * 5 + ["failed"]
+)
+STEPS = {
+    "new": ("open",),
+    "triaged": ("open", "assign_by_manager", "note"),
+    "pending": ("open", "assign", "reply", "pending"),
+    "reopened": ("open", "assign", "reply", "pending", "follow_up"),
+    "on_hold": ("open", "assign", "note", "reply", "on_hold"),
+    "solved": ("open", "assign", "reply", "pending", "thanks", "closing", "solved"),
+    "closed": ("open", "assign", "reply", "pending", "thanks", "closing", "solved", "closed"),
+    "failed": ("open", "assign", "reply_failed", "note_bounce"),
+}
+# How long after the previous step each step happens, in minutes (low, high).
+GAPS = {
+    "assign": (5, 180), "assign_by_manager": (5, 120), "note": (2, 40), "note_bounce": (3, 20),
+    "reply": (10, 240), "reply_failed": (10, 120), "closing": (10, 180),
+    "pending": (1, 3), "on_hold": (1, 5), "solved": (1, 10), "closed": (1440, 4320),
+    "follow_up": (60, 1800), "thanks": (60, 1800), "bump": (240, 900),
+}
+# How long ago the last step happened, in hours (low, high), per shape.
+QUIET = {
+    "new": (0.2, 20), "triaged": (1, 40), "pending": (4, 150), "reopened": (1, 72),
+    "on_hold": (24, 200), "solved": (12, 260), "closed": (24, 200), "failed": (3, 48),
+}
+MAX_AGE = timedelta(days=14)
+BOUNCE = "Recipient refused: 550 5.1.1 <{email}>: Recipient address rejected: User unknown in virtual mailbox table"
+
+
+class Command(BaseCommand):
+    help = "Create demo users, an email inbox and ~50 conversations with history (once; idempotent)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--allow-production", action="store_true", help="Seed even with production settings.")
+
+    def handle(self, *args: object, **options: object) -> None:
+        # (SETTINGS_MODULE is None while settings are overridden, as in tests.)
+        if (settings.SETTINGS_MODULE or "").endswith(".production") and not options["allow_production"]:
+            raise CommandError("Refusing to create demo users with known passwords under production settings (make run: set DEMO_DATA=0).")
+        if EmailChannel.objects.filter(address=DEMO_ADDRESS).exists():
+            self.stdout.write("Demo data already present; nothing to do.")
+        else:
+            counts = self._seed_without_pushes()
+            self.stdout.write(self.style.SUCCESS(
+                f"Seeded demo data: inbox {DEMO_INBOX} <{DEMO_ADDRESS}>, {counts['conversations']} conversations, "
+                f"{counts['messages']} messages."
+            ))
+        self.stdout.write(LOGINS)
+
+    def _seed_without_pushes(self) -> dict[str, int]:
+        # Backdated history is not live news, and seeding runs before Redis is up: the
+        # services' Event rows are written, but their pushes go to a throwaway layer.
+        previous = channel_layers.set(DEFAULT_CHANNEL_LAYER, InMemoryChannelLayer())
+        try:
+            with transaction.atomic():
+                return Seeder(now=timezone.now(), rng=random.Random(20250301)).run()
+        finally:
+            if previous is None:
+                channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
+            else:
+                channel_layers.set(DEFAULT_CHANNEL_LAYER, previous)
+
+
+@dataclasses.dataclass
+class Plan:
+    scenario: Scenario
+    customer: tuple[str, str, str, str]
+    shape: str
+    steps: list[tuple[str, datetime]]
+
+    @property
+    def started(self) -> datetime:
+        return self.steps[0][1]
+
+
+class Seeder:
+    def __init__(self, *, now: datetime, rng: random.Random) -> None:
+        self.now = now
+        self.rng = rng
+        self.last_message_id = Message.objects.order_by("-id").values_list("id", flat=True).first() or 0
+        self.last_event_id = Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
+        self.contact_first_seen: dict[int, datetime] = {}
+
+    def run(self) -> dict[str, int]:
+        self.inbox = Inbox.objects.create(name=DEMO_INBOX, kind=Channel.EMAIL)
+        Inbox.objects.filter(pk=self.inbox.pk).update(created_at=self.now - MAX_AGE - timedelta(days=1))
+        EmailChannel.objects.create(inbox=self.inbox, address=DEMO_ADDRESS, from_name=DEMO_INBOX)
+        self._people()
+        plans = sorted(self._plans(), key=lambda plan: plan.started)  # ids follow creation time
+        for plan in plans:
+            self._conversation(plan)
+        for contact_id, first_seen in self.contact_first_seen.items():
+            Contact.objects.filter(pk=contact_id).update(created_at=first_seen)
+            ContactIdentity.objects.filter(contact_id=contact_id).update(created_at=first_seen)
+        return {
+            "conversations": len(plans),
+            "messages": Message.objects.filter(conversation__inbox=self.inbox).count(),
+        }
+
+    # People ---------------------------------------------------------------------------
+
+    def _people(self) -> None:
+        joined = self.now - MAX_AGE - timedelta(days=7)
+        self.teams = {name: Team.objects.get_or_create(name=name)[0] for name in ("Billing", "Technical")}
+        self.agents: dict[str, AbstractBaseUser] = {}
+        for username, first, last, teams in AGENTS:
+            agent = _user(username, first_name=first, last_name=last, date_joined=joined)
+            for team in teams:
+                self.teams[team].members.add(agent)
+            self.agents[username] = agent
+        self.manager = _user(MANAGER[0], first_name=MANAGER[1], last_name=MANAGER[2], date_joined=joined)
+        self.manager.groups.add(Group.objects.get_or_create(name=MANAGERS_GROUP)[0])
+        _user(ADMIN, first_name="Desk", last_name="Admin", date_joined=joined, is_staff=True, is_superuser=True)
+        self.inbox.members.add(*self.agents.values(), self.manager)
+        self.team_agents = {name: [self.agents[u] for u, *_, teams in AGENTS if name in teams] for name in self.teams}
+
+    # Planning -------------------------------------------------------------------------
+
+    def _plans(self) -> list[Plan]:
+        shapes = list(SHAPES)
+        self.rng.shuffle(shapes)
+        plans = []
+        for index, shape in enumerate(shapes):
+            scenario = SCENARIOS[index % len(SCENARIOS)]
+            # A few customers write twice: the same contact in two conversations.
+            customer = CUSTOMERS[index % len(CUSTOMERS)]
+            plans.append(Plan(scenario, customer, shape, self._timeline(shape)))
+        return plans
+
+    def _timeline(self, shape: str) -> list[tuple[str, datetime]]:
+        steps = list(STEPS[shape])
+        if shape == "new" and self.rng.random() < 0.5:
+            steps.append("bump")  # the customer asks again, quoting themselves
+        offsets, total = [], 0.0
+        for step in steps:
+            if step != "open":
+                low, high = GAPS[step]
+                total += self.rng.uniform(low, high)
+            offsets.append(total)
+        quiet = timedelta(hours=self.rng.uniform(*QUIET[shape]))
+        span = timedelta(minutes=total)
+        # Never older than two weeks: squeeze the gaps if the history would reach further.
+        scale = min(1.0, (MAX_AGE - quiet) / span) if span else 1.0
+        start = self.now - quiet - span * scale
+        return [(step, start + timedelta(minutes=offset * scale)) for step, offset in zip(steps, offsets)]
+
+    # Building one conversation --------------------------------------------------------
+
+    def _conversation(self, plan: Plan) -> None:
+        scenario, (first, last, company, domain) = plan.scenario, plan.customer
+        email = f"{first.lower()}.{last.lower().replace(chr(39), '')}@{domain}"
+        words = {"first": first, "email": email, "domain": domain, "company": company}
+        self.contact = contact_get_or_create(kind=ContactIdentity.Kind.EMAIL, address=email, name=f"{first} {last}")
+        self.contact_first_seen.setdefault(self.contact.pk, plan.started)
+        self.words, self.plan = words, plan
+        self.outlook = self.rng.random() < 0.35  # how this customer's mail client quotes
+        self.agent = self._agent_for(scenario)
+        self.conversation: Conversation | None = None
+        self.ticket: Ticket | None = None
+        self.first_inbound: Message | None = None
+        self.last_inbound: Message | None = None
+        self.last_outbound: Message | None = None
+        self.last_outbound_at = plan.started
+        solved_at = None
+        for step, when in plan.steps:
+            self._step(step, when)
+            if step in ("solved", "closed") and solved_at is None:
+                solved_at = when
+            self._stamp(when)
+        assert self.conversation is not None and self.ticket is not None
+        self._finish(plan, solved_at)
+
+    def _agent_for(self, scenario: Scenario) -> AbstractBaseUser:
+        candidates = self.team_agents[scenario.team] if scenario.team else list(self.agents.values())
+        return self.rng.choice(candidates)
+
+    def _step(self, step: str, when: datetime) -> None:
+        scenario, words = self.plan.scenario, {**self.words, "agent": self.agent.first_name}
+        if step == "open":
+            self._inbound(self._signed(scenario.opening.format(**words)), when)
+        elif step == "bump":
+            text = self._signed("Hello again, just following up on my email below. Any update?", short=True)
+            self._inbound(self._quoting_self(text), when)
+        elif step in ("follow_up", "thanks"):
+            text = getattr(scenario, step).format(**words)
+            self._inbound(self._quoting_reply(self._signed(text, short=True)), when)
+        elif step == "assign":
+            # Agents mostly take conversations themselves; sometimes the manager hands them out.
+            by = self.manager if self.rng.random() < 0.3 else self.agent
+            ticket_assign(ticket=self.ticket, assignee=self.agent, by=by, team=self._team())
+        elif step == "assign_by_manager":
+            ticket_assign(ticket=self.ticket, assignee=self.agent, by=self.manager, team=self._team())
+        elif step == "note":
+            note_create(conversation=self.conversation, author=self.agent, text=scenario.note)
+        elif step == "note_bounce":
+            note_create(conversation=self.conversation, author=self.agent,
+                        text="The reply bounced: this address no longer exists. I left a voicemail on the number "
+                             "in their account and asked for a current email address.")
+        elif step == "reply":
+            self._reply(scenario.reply.format(**words), when)
+        elif step == "closing":
+            self._reply(scenario.closing.format(**words), when)
+        elif step == "reply_failed":
+            self._reply(scenario.reply.format(**words), when, failed=BOUNCE.format(email=self.words["email"]))
+        elif step in ("pending", "on_hold", "solved", "closed"):
+            ticket_set_status(ticket=self.ticket, status=step, by=self.agent)
+        else:
+            raise ValueError(step)
+
+    def _team(self) -> Team | None:
+        return self.teams[self.plan.scenario.team] if self.plan.scenario.team else None
+
+    def _inbound(self, text: str, when: datetime) -> None:
+        first, last, _, domain = self.plan.customer
+        rfc_id = f"{uuid.uuid4().hex[:24]}@mail.{domain}"
+        parent = self.last_outbound or self.last_inbound
+        subject = self.plan.scenario.subject
+        if parent is not None:
+            subject = f"Re: {subject}" + (f" [#{self.conversation.pk}]" if self.last_outbound else "")
+        incoming = IncomingMessage(
+            channel=Channel.EMAIL,
+            from_address=self.words["email"],
+            from_name=f"{first} {last}",
+            to_address=DEMO_ADDRESS,
+            subject=subject,
+            text=text,
+            text_display=fold_quoted_text(text),
+            external_id=rfc_id,
+            rfc_message_id=rfc_id,
+            in_reply_to=parent.rfc_message_id if parent else "",
+            references=" ".join(f"<{i}>" for i in dict.fromkeys(m.rfc_message_id for m in (self.first_inbound, parent) if m)),
+        )
+        thread = ThreadMatch(self.conversation, Message.ThreadRule.IN_REPLY_TO if parent else Message.ThreadRule.NEW)
+        message = inbound_message_record(inbox=self.inbox, contact=self.contact, incoming=incoming, thread=thread)
+        if self.conversation is None:
+            self.conversation = message.conversation
+            self.ticket = Ticket.objects.get(pk=self.conversation.pk)
+            self.first_inbound = message
+        self.last_inbound = message
+
+    def _reply(self, text: str, when: datetime, *, failed: str = "") -> None:
+        """The reply as the delivery pipeline leaves it: sent, delivered, or failed with the reason."""
+        rfc_id = email_message_id_new()
+        if failed:
+            status = Message.DeliveryStatus.FAILED
+        elif self.now - when < timedelta(hours=2) or self.rng.random() < 0.2:
+            status = Message.DeliveryStatus.SENT  # no receipt yet (or the provider sends none)
+        else:
+            status = Message.DeliveryStatus.DELIVERED
+        message = Message.objects.create(
+            conversation=self.conversation,
+            kind=Message.Kind.OUTBOUND,
+            channel=Channel.EMAIL,
+            author_user=self.agent,
+            text=text + SIGNATURE.format(agent=self.agent.first_name),
+            text_display=text + SIGNATURE.format(agent=self.agent.first_name),
+            subject=self.conversation.subject,
+            rfc_message_id=rfc_id,
+            external_id=None if failed else rfc_id,
+            thread_rule=Message.ThreadRule.AGENT,
+            delivery_status=status,
+            delivery_error=failed,
+            delivery_attempts=1,
+            delivery_updated_at=when + timedelta(seconds=self.rng.randint(2, 90)),
+        )
+        realtime.publish(type="message.created", inbox_id=self.inbox.pk, conversation_id=self.conversation.pk, message_id=message.pk)
+        self.last_outbound, self.last_outbound_at = message, when
+
+    # Texts ----------------------------------------------------------------------------
+
+    def _signed(self, text: str, *, short: bool = False) -> str:
+        first, last, company, _ = self.plan.customer
+        return f"{text}\n\n{first}" if short else f"{text}\n\n{first} {last}\n{company}"
+
+    def _quoting_reply(self, text: str) -> str:
+        reply = self.last_outbound
+        assert reply is not None
+        return text + self._quote(f"{DEMO_INBOX} <{DEMO_ADDRESS}>", reply.text, self.last_outbound_at)
+
+    def _quoting_self(self, text: str) -> str:
+        first, last, *_ = self.plan.customer
+        original = self.first_inbound
+        return text + self._quote(f"{first} {last} <{self.words['email']}>", original.text, self.plan.started)
+
+    def _quote(self, author: str, text: str, sent: datetime) -> str:
+        if self.outlook:
+            return (f"\n\n________________________________\nFrom: {author}\nSent: {sent:%A, %B %d, %Y %H:%M}\n"
+                    f"To: {DEMO_ADDRESS}\nSubject: Re: {self.plan.scenario.subject}\n\n{text}")
+        quoted = "\n".join(f"> {line}" if line else ">" for line in text.splitlines())
+        return f"\n\nOn {sent:%a, %d %b %Y at %H:%M}, {author} wrote:\n{quoted}"
+
+    # Backdating -----------------------------------------------------------------------
+
+    def _stamp(self, when: datetime) -> None:
+        """Give the rows the last step wrote the time the step happened."""
+        Message.objects.filter(id__gt=self.last_message_id).update(created_at=when)
+        Event.objects.filter(id__gt=self.last_event_id).update(created_at=when)
+        self.last_message_id = Message.objects.order_by("-id").values_list("id", flat=True).first() or 0
+        self.last_event_id = Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+    def _finish(self, plan: Plan, solved_at: datetime | None) -> None:
+        conversation, scenario = self.conversation, plan.scenario
+        Conversation.objects.filter(pk=conversation.pk).update(
+            created_at=plan.started, **conversation_denormalised_fields(conversation_id=conversation.pk)
+        )
+        priority = scenario.priority
+        if self.rng.random() < 0.15 and priority != "urgent":
+            priority = {"low": "normal", "normal": "high", "high": "urgent"}[priority]
+        Ticket.objects.filter(pk=conversation.pk).update(
+            created_at=plan.started, updated_at=plan.steps[-1][1], solved_at=solved_at, priority=priority
+        )
+        tags = list(scenario.tags) + (["vip"] if plan.customer[3] in VIP_DOMAINS else [])
+        self.ticket.tags.add(*(Tag.objects.get_or_create(name=name)[0] for name in tags))
+
+
+def conversation_denormalised_fields(*, conversation_id: int) -> dict[str, object]:
+    """The Conversation summary fields as the services maintain them, derived from the timeline.
+
+    Mirrors conversations.services: every message counts; inbound and outbound messages set
+    the last-message fields; the first customer message after the last reply starts the wait.
+    """
+    messages = list(
+        Message.objects.filter(conversation_id=conversation_id).order_by("created_at", "id")
+        .values("kind", "channel", "text", "text_display", "created_at")
+    )
+    fields: dict[str, object] = {"message_count": len(messages), "waiting_since": None}
+    for message in messages:
+        if message["kind"] not in (Message.Kind.INBOUND, Message.Kind.OUTBOUND):
+            continue
+        fields["last_message_at"] = message["created_at"]
+        fields["last_message_preview"] = (message["text_display"] or message["text"]).strip().replace("\n", " ")[:200]
+        fields["last_message_channel"] = message["channel"]
+        if message["kind"] == Message.Kind.INBOUND:
+            fields["waiting_since"] = fields["waiting_since"] or message["created_at"]
+        else:
+            fields["waiting_since"] = None
+    return fields
+
+
+def _user(username: str, **fields: object) -> AbstractBaseUser:
+    """The demo user; an existing account of that name is left exactly as it is."""
+    user, created = get_user_model().objects.get_or_create(username=username, defaults={"email": f"{username}@acme.test", **fields})
+    if created:
+        user.set_password(DEMO_PASSWORD)
+        user.save(update_fields=["password"])
+    return user
