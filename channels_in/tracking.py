@@ -11,7 +11,12 @@ def tracking_event_apply(*, provider_message_id: str, desk_message_id: str | Non
     if desk_message_id and str(desk_message_id).isdigit():
         message = Message.objects.select_related("conversation").filter(pk=int(desk_message_id), kind=Message.Kind.OUTBOUND).first()
     if message is None and provider_message_id:
-        message = Message.objects.select_related("conversation").filter(channel=Channel.EMAIL, external_id=provider_message_id).first()
+        # Only replies: an inbound message's external_id is the customer's Message-ID, and a
+        # receipt must never put a delivery status on the customer's own mail.
+        message = (
+            Message.objects.select_related("conversation")
+            .filter(channel=Channel.EMAIL, kind=Message.Kind.OUTBOUND, external_id=provider_message_id).first()
+        )
     if message is None:
         return False
     return delivery_status_record(message=message, status=status, reason=reason if status == Message.DeliveryStatus.FAILED else "")

@@ -84,6 +84,19 @@ def email_channel_for_recipients(recipients: list[str]) -> tuple[EmailChannel | 
     return None, tokens
 
 
+def _provider_says(err: AnymailRecipientsRefused) -> str:
+    """anymail drops the provider's reason from this error; the agent needs it to fix the address."""
+    response = getattr(err, "response", None)
+    if response is None:
+        return ""
+    try:
+        body = response.json()
+    except ValueError:
+        return f" ({response.text[:500]})" if response.text else ""
+    detail = (body.get("Message") or body.get("message")) if isinstance(body, dict) else None
+    return f" ({str(detail)[:500]})" if detail else ""
+
+
 class EmailAdapter:
     kind = Channel.EMAIL
 
@@ -93,7 +106,7 @@ class EmailAdapter:
         try:
             email.send(fail_silently=False)
         except AnymailRecipientsRefused as err:
-            raise AdapterError(f"Recipient refused: {err}", permanent=True) from err
+            raise AdapterError(f"Recipient refused: {err}{_provider_says(err)}", permanent=True) from err
         except AnymailAPIError as err:
             status = getattr(err, "status_code", None)
             permanent = status is not None and 400 <= status < 500 and status not in _TRANSIENT_STATUSES
