@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from channels_in.adapters import AdapterError, get_adapter
@@ -131,7 +131,10 @@ def _email_event_to_message(event: InboundEvent) -> Message:
 def outbound_deliver(*, message_id: int) -> None:
     """Deliver one queued reply. Safe to call any number of times: only a claim sends."""
     now = timezone.now()
-    claimed = Message.objects.filter(pk=message_id, kind=Message.Kind.OUTBOUND, delivery_status=Message.DeliveryStatus.QUEUED).update(
+    # A first attempt goes at once; a retry only once its backoff has passed, so a duplicate
+    # task (a redelivery, a sweep) cannot skip the wait.
+    due = Q(delivery_attempts=0) | Q(next_attempt_at__lte=now)
+    claimed = Message.objects.filter(due, pk=message_id, kind=Message.Kind.OUTBOUND, delivery_status=Message.DeliveryStatus.QUEUED).update(
         delivery_status=Message.DeliveryStatus.SENDING, delivery_attempts=F("delivery_attempts") + 1, delivery_updated_at=now
     )
     if not claimed:

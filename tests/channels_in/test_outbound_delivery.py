@@ -184,3 +184,17 @@ def test_rate_limit_is_transient(email_conversation, reply, postmark, tasks):
     message.refresh_from_db()
     assert message.delivery_status == Message.DeliveryStatus.QUEUED
     assert "Provider error 429" in message.delivery_error
+
+
+def test_a_duplicate_task_during_the_backoff_does_not_skip_it(email_conversation, reply, postmark, tasks):
+    from channels_in.services import outbound_deliver
+
+    postmark.queue(SERVER_ERROR)
+    message = reply(email_conversation)
+    tasks.drain()
+
+    outbound_deliver(message_id=message.pk)  # a redelivered copy of the task, before the retry is due
+
+    message.refresh_from_db()
+    assert len(postmark.received) == 1
+    assert (message.delivery_status, message.delivery_attempts) == (Message.DeliveryStatus.QUEUED, 1)
