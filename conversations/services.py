@@ -232,28 +232,20 @@ def note_create(*, conversation: Conversation, author: AbstractBaseUser, text: s
     if not text.strip():
         raise ApplicationError("A note needs some text.")
     with transaction.atomic():
-        message = Message.objects.create(
-            conversation=conversation,
-            kind=Message.Kind.NOTE,
-            channel=Channel.INTERNAL,
-            author_user=author,
-            text=text,
-            text_display=text,
-        )
-        Conversation.objects.filter(pk=conversation.pk).update(message_count=F("message_count") + 1)
+        message = _internal_message_create(conversation=conversation, kind=Message.Kind.NOTE, author=author, text=text)
         realtime.publish(type="message.created", inbox_id=conversation.inbox_id, conversation_id=conversation.id, message_id=message.id)
     return message
 
 
 def system_event_create(*, conversation: Conversation, text: str, author: AbstractBaseUser | None = None) -> Message:
     """A line in the timeline recording what happened (status change, assignment, ...)."""
+    return _internal_message_create(conversation=conversation, kind=Message.Kind.SYSTEM, author=author, text=text)
+
+
+def _internal_message_create(*, conversation: Conversation, kind: str, author: AbstractBaseUser | None, text: str) -> Message:
+    """A timeline entry the customer never sees: it counts as a message, not as activity."""
     message = Message.objects.create(
-        conversation=conversation,
-        kind=Message.Kind.SYSTEM,
-        channel=Channel.INTERNAL,
-        author_user=author,
-        text=text,
-        text_display=text,
+        conversation=conversation, kind=kind, channel=Channel.INTERNAL, author_user=author, text=text, text_display=text
     )
     Conversation.objects.filter(pk=conversation.pk).update(message_count=F("message_count") + 1)
     return message

@@ -8,7 +8,6 @@ import pytest
 from channels_in.tracking import tracking_event_apply
 from conversations.models import Event, Message
 from tests.factories import MessageFactory
-from tests.fakes.desk import email_conversation, postmark, reply  # noqa: F401 - fixtures
 from tests.fakes.tracking import mailgun_event, postmark_bounce, postmark_delivery
 from tests.providers import basic_auth_header
 

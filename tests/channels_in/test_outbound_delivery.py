@@ -16,7 +16,7 @@ from conversations.models import Message
 from conversations.services import ApplicationError, reply_retry
 from conversations.threading import reply_token_conversation_id
 from helpdesk.celery import app as celery_app
-from tests.fakes.desk import CUSTOMER_FIRST_ID, CUSTOMER_ID, email_conversation, postmark, reply  # noqa: F401 - fixtures
+from tests.fakes.desk import CUSTOMER_FIRST_ID, CUSTOMER_ID
 from tests.fakes.postmark import INVALID_TO, SERVER_ERROR, Reply
 
 pytestmark = pytest.mark.django_db

@@ -4,12 +4,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from conversations.models import ContactIdentity
-from helpdesk.roles import MANAGERS_GROUP
+from tests.clients import api_client_for, manager_client
 from tests.factories import ContactFactory, InboxFactory, TicketFactory, UserFactory
 from tickets.models import Ticket
 
@@ -30,17 +29,7 @@ def agent(inbox):
 
 @pytest.fixture
 def api(agent) -> APIClient:
-    client = APIClient()
-    client.force_login(agent)  # a session: each request loads a fresh user, as in production
-    return client
-
-
-def manager_client() -> APIClient:
-    manager = UserFactory()
-    manager.groups.add(Group.objects.get_or_create(name=MANAGERS_GROUP)[0])
-    client = APIClient()
-    client.force_login(manager)
-    return client
+    return api_client_for(agent)
 
 
 def contact_in(inbox, **kwargs):

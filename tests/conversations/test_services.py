@@ -11,7 +11,7 @@ from conversations.services import (
     note_create,
     reply_create,
 )
-from tests.factories import ContactFactory, ConversationFactory, UserFactory
+from tests.factories import ConversationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from conversations.models import Channel, Event, Message
 from helpdesk.roles import MANAGERS_GROUP
+from tests.clients import api_client_for, manager_client
 from tests.factories import (
     AttachmentFactory,
     ContactFactory,
@@ -46,9 +47,7 @@ def agent(inbox):
 def api(agent) -> APIClient:
     # A real session per request (not force_authenticate) so every request loads a fresh
     # user, as in production: nothing cached on the user object leaks between requests.
-    client = APIClient()
-    client.force_login(agent)
-    return client
+    return api_client_for(agent)
 
 
 @pytest.fixture
@@ -56,17 +55,7 @@ def outsider_api() -> APIClient:
     """An agent of another inbox."""
     outsider = UserFactory()
     InboxFactory().members.add(outsider)
-    client = APIClient()
-    client.force_login(outsider)
-    return client
-
-
-def manager_client() -> APIClient:
-    manager = UserFactory()
-    manager.groups.add(Group.objects.get_or_create(name=MANAGERS_GROUP)[0])
-    client = APIClient()
-    client.force_login(manager)
-    return client
+    return api_client_for(outsider)
 
 
 def ticket_in(inbox, *, minutes_ago: float | None = 1, **kwargs) -> Ticket:
