@@ -1,0 +1,221 @@
+"""Throwaway servers for the benchmark: Redis, a PostgreSQL cluster, uvicorn and a Celery worker.
+
+Everything listens on 127.0.0.1 on a free port, lives under one temp dir and is stopped by
+the process id this module started (its own process group), never by name.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, *, timeout: float, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise BenchError(f"process exited with {proc.returncode} before listening on {port}{log_tail(log)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise BenchError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s{log_tail(log)}")
+
+
+def log_tail(log: Path | None, lines: int = 30) -> str:
+    if log is None or not log.exists():
+        return ""
+    text = log.read_text(errors="replace").splitlines()[-lines:]
+    return f"\n--- last lines of {log} ---\n" + "\n".join(text)
+
+
+@dataclass
+class Service:
+    """A subprocess started in its own session, so its children (Celery's pool) stop with it."""
+
+    name: str
+    proc: subprocess.Popen
+    log: Path
+    stop_signal: int = signal.SIGTERM
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, self.stop_signal)
+        except ProcessLookupError:
+            return
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+
+
+def start(name: str, argv: list[str], *, log: Path, env: dict[str, str] | None = None, cwd: Path = REPO,
+          stop_signal: int = signal.SIGTERM) -> Service:
+    handle = open(log, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    handle.close()
+    return Service(name=name, proc=proc, log=log, stop_signal=stop_signal)
+
+
+# Redis -----------------------------------------------------------------------------------
+
+def redis_start(workdir: Path) -> tuple[Service, str]:
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(binary).exists():
+        raise BenchError("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    log = workdir / "redis.log"
+    service = start("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                              "--dir", str(workdir), "--protected-mode", "yes"], log=log)
+    wait_for_port(port, timeout=10, proc=service.proc, log=log)
+    return service, f"redis://127.0.0.1:{port}/0"
+
+
+# PostgreSQL ------------------------------------------------------------------------------
+
+@dataclass
+class PgCluster:
+    bin_dir: Path
+    data_dir: Path
+    port: int
+    log: Path
+    version: str = ""
+    started: bool = field(default=False)
+
+    def url(self, dbname: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def _as_postgres(self, *argv: str, timeout: float = 120) -> str:
+        result = subprocess.run(["runuser", "-u", "postgres", "--", *argv], capture_output=True, text=True, timeout=timeout,
+                                cwd="/")
+        if result.returncode != 0:
+            raise BenchError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}{result.stderr}{log_tail(self.log)}")
+        return result.stdout
+
+    def stop(self) -> None:
+        if self.started:
+            self.started = False
+            self._as_postgres(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop", timeout=60)
+
+
+def pg_available(bin_dir: Path = PG_BIN) -> str | None:
+    """None when the cluster can be made here, else why not."""
+    missing = [b for b in ("initdb", "pg_ctl", "postgres") if not (bin_dir / b).exists()]
+    if missing:
+        return f"PostgreSQL binaries {', '.join(missing)} not found in {bin_dir}"
+    if shutil.which("runuser") is None:
+        return "runuser not found (needed to run initdb as user postgres)"
+    try:
+        subprocess.run(["id", "postgres"], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "no user 'postgres' to own the cluster"
+    return None
+
+
+def pg_start(workdir: Path, bin_dir: Path = PG_BIN) -> PgCluster:
+    """initdb into the temp dir (fsync stays on) and start on 127.0.0.1:<free port>."""
+    root = workdir / "pg"
+    root.mkdir()
+    data = root / "data"
+    log = root / "postgres.log"
+    shutil.chown(root, "postgres", "postgres")
+    os.chmod(workdir, 0o755)  # postgres must traverse the temp dir (mkdtemp makes it 0700)
+    cluster = PgCluster(bin_dir=bin_dir, data_dir=data, port=free_port(), log=log)
+    cluster._as_postgres(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                         "--locale=C.UTF-8")
+    # Defaults keep fsync=on, synchronous_commit=on, full_page_writes=on: durable commits.
+    options = f"-h 127.0.0.1 -p {cluster.port} -k {root} -c max_connections=200 -c shared_buffers=256MB"
+    cluster._as_postgres(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start")
+    cluster.started = True
+    cluster.version = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, text=True).stdout.strip()
+    return cluster
+
+
+# The desk's own processes ------------------------------------------------------------------
+
+def desk_env(*, database_url: str, redis_url: str, media_root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ANYMAIL_", "CELERY_"))}
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "helpdesk.settings.base",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": "bench-secret-key-not-for-production",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "ANYMAIL_WEBHOOK_SECRET": WEBHOOK_AUTH,
+        "MEDIA_ROOT": str(media_root),
+        "LOG_LEVEL": "WARNING",
+        "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+        "PYTHONUNBUFFERED": "1",
+        # Loopback only: never route through a proxy from the environment.
+        "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+    })
+    for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        env.pop(proxy, None)
+    return env
+
+
+WEBHOOK_AUTH = "bench-hook:bench-secret-pass"
+
+
+def manage(env: dict[str, str], *args: str, log: Path, timeout: float = 600) -> str:
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    with open(log, "a") as handle:
+        handle.write(f"$ manage.py {' '.join(args)}\n{result.stdout}{result.stderr}\n")
+    if result.returncode != 0:
+        raise BenchError(f"manage.py {' '.join(args)} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def desk_script(env: dict[str, str], *args: str, log: Path, timeout: float = 900) -> str:
+    """Run bench/desk.py (Django set up with this env) and return its stdout."""
+    result = subprocess.run([sys.executable, "-m", "bench.desk", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    with open(log, "a") as handle:
+        handle.write(f"$ bench.desk {' '.join(args)}\n{result.stdout}{result.stderr}\n")
+    if result.returncode != 0:
+        raise BenchError(f"bench.desk {' '.join(args)} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def uvicorn_start(env: dict[str, str], workdir: Path) -> tuple[Service, int]:
+    port = free_port()
+    log = workdir / f"uvicorn-{port}.log"
+    service = start("uvicorn", [sys.executable, "-m", "uvicorn", "helpdesk.asgi:application", "--host", "127.0.0.1",
+                                "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"],
+                    log=log, env=env)
+    wait_for_port(port, timeout=60, proc=service.proc, log=log)
+    return service, port
+
+
+def celery_start(env: dict[str, str], workdir: Path, *, concurrency: int) -> Service:
+    log = workdir / f"celery-{time.monotonic_ns()}.log"
+    name = f"bench-{os.getpid()}-{time.monotonic_ns() % 100000}@%h"
+    # SIGQUIT: a cold shutdown; the benchmark does not need the pool to finish its tasks.
+    return start("celery", [sys.executable, "-m", "celery", "-A", "helpdesk", "worker", "-Q", "inbound,outbound,sla,default",
+                            "-c", str(concurrency), "-n", name, "--loglevel", "WARNING", "--without-heartbeat",
+                            "--without-gossip", "--without-mingle"],
+                 log=log, env=env, stop_signal=signal.SIGQUIT)

@@ -1,0 +1,49 @@
+"""`make bench` at tiny sizes: every step runs for real and the report adds up."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.infra import pg_available
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.integration  # starts redis-server, uvicorn and a Celery worker
+
+
+def test_bench_runs_end_to_end_at_tiny_sizes(tmp_path: Path) -> None:
+    pg_missing = pg_available()
+    engines = ["sqlite"] if pg_missing else ["sqlite", "postgres"]
+    proc = subprocess.run(
+        [sys.executable, "bench/run.py", "--db", "sqlite,postgres", "--conversations", "30", "--webhooks", "20",
+         "--concurrency", "2", "--e2e-count", "10", "--e2e-rate", "10", "--drain-seconds", "60", "--e2e-wait", "60",
+         "--commit-count", "50", "--results-dir", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    if pg_missing:
+        assert f"PostgreSQL skipped: {pg_missing}" in proc.stdout
+
+    [report_file] = tmp_path.glob("*.json")
+    report = json.loads(report_file.read_text())
+    assert str(report_file) in proc.stdout
+    assert [(r["db"], r["conversations"]) for r in report["results"]] == [(e, n) for e in engines for n in (0, 30)]
+    for r in report["results"]:
+        assert r["commit"]["commits"] == 50 and r["commit"]["commits_per_s"] > 0
+        assert r["webhooks"]["statuses"] == {"200": 20}
+        assert r["drain"]["processed"] == 20 and r["drain"]["left_pending"] == 0 and r["drain"]["failed"] == 0
+        e2e = r["e2e"]
+        assert e2e["post_statuses"] == {"200": 10} and e2e["received"] == 10 and e2e["lost_or_late"] == 0
+        assert 0 < e2e["p50_ms"] <= e2e["p99_ms"]
+        assert all(v is not None and v >= 0 for v in e2e["split_p50_ms"].values())
+        assert r["errors"] == 0
+        # Every accepted webhook became exactly one timeline message, next to the filled ones.
+        filled = r.get("fill", {}).get("rows", {}).get("conversations_message", 0)
+        assert r["messages_in_desk"] == filled + 20 + e2e["warmup"]["count"] + 10
+        assert (r["conversations"] == 0) == ("fill" not in r)
+    table_line = next(line for line in proc.stdout.splitlines() if line.startswith("db "))
+    assert "webhooks/s" in table_line and "e2e p99 ms" in table_line
