@@ -12,7 +12,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from channels_in.adapters import AdapterError, get_adapter
-from channels_in.adapters.email import email_channel_for_recipients, parse_inbound
+from channels_in.adapters.email import ParsedEmail, email_channel_for_recipients, parse_inbound
 from channels_in.models import InboundEvent
 from conversations import realtime
 from conversations.models import Channel, ContactIdentity, Message
@@ -64,20 +64,22 @@ def inbound_event_process(*, event_id: int) -> Message | None:
     """Turn a stored event into a timeline message, exactly once.
 
     The claim (pending -> processed) and the message are one transaction: a worker that
-    dies midway rolls both back, and the sweeper hands the event to another worker.
+    dies midway rolls both back, and the sweeper hands the event to another worker. The
+    email is parsed before that transaction opens: parsing is CPU work, and SQLite's write
+    lock (or PostgreSQL's row locks) should be held for the writes only.
     """
     bumped = InboundEvent.objects.filter(pk=event_id, status=InboundEvent.Status.PENDING).update(attempts=F("attempts") + 1)
     if not bumped:
         return None
     try:
+        parsed = _email_event_parse(InboundEvent.objects.get(pk=event_id))
         with transaction.atomic():
             claimed = InboundEvent.objects.filter(pk=event_id, status=InboundEvent.Status.PENDING).update(
                 status=InboundEvent.Status.PROCESSED, processed_at=timezone.now(), error=""
             )
             if not claimed:
                 return None
-            event = InboundEvent.objects.get(pk=event_id)
-            message = _email_event_to_message(event)
+            message = _email_to_message(parsed)
             InboundEvent.objects.filter(pk=event_id).update(message_id=message.pk)
             return message
     except InboundRejected as err:
@@ -96,15 +98,19 @@ def _inbound_mark_failed(event_id: int, reason: str) -> None:
     InboundEvent.objects.filter(pk=event_id, status=InboundEvent.Status.PENDING).update(status=InboundEvent.Status.FAILED, error=reason[:2000])
 
 
-def _email_event_to_message(event: InboundEvent) -> Message:
+def _email_event_parse(event: InboundEvent) -> ParsedEmail:
     meta = event.meta or {}
     try:
         parsed = parse_inbound(bytes(event.raw), envelope_recipient=event.recipient, stripped_text=meta.get("stripped_text") or "")
     except Exception as err:  # noqa: BLE001 - unreadable bytes will not improve with retries
         raise InboundRejected(f"Unreadable message: {err}") from err
-    incoming = parsed.incoming
-    if not incoming.from_address:
+    if not parsed.incoming.from_address:
         raise InboundRejected("The message has no sender address.")
+    return parsed
+
+
+def _email_to_message(parsed: ParsedEmail) -> Message:
+    incoming = parsed.incoming
     email_channel, tokens = email_channel_for_recipients(parsed.recipients)
     if email_channel is None:
         raise InboundRejected(f"No email inbox for recipients {', '.join(parsed.recipients) or '(none)'}.")
