@@ -1,8 +1,9 @@
-"""A throwaway Redis and real Celery worker/beat processes sharing this test's SQLite file.
+"""A throwaway Redis and real Celery worker/beat processes sharing this test's database.
 
 Each test gets its own redis-server on a free port and its own log directory, and workers
-open the database file pytest-django created for this test process, so test processes can
-run side by side. Nothing in the desk is patched: the test process publishes to Redis like
+open the database pytest-django created for this test process (SQLite: its file, named per
+process; PostgreSQL: test_<name> on the DATABASE_URL server), so test processes can run side
+by side on SQLite. Nothing in the desk is patched: the test process publishes to Redis like
 the web process does, and the workers run the production tasks.
 """
 from __future__ import annotations
@@ -17,10 +18,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 from django.db import connection
+from psycopg.pq import TransactionStatus
 
+from channels_in.models import InboundEvent
 from helpdesk.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,6 +215,7 @@ def cluster(transactional_db, tmp_path, settings) -> Iterator[Cluster]:  # noqa:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.integration.worker_settings",
+        "TEST_DATABASE_ENGINE": connection.settings_dict["ENGINE"],
         "TEST_DATABASE_NAME": db_name,
         "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
         "QUEUE_STUCK_AFTER_SECONDS": str(STUCK_AFTER),
@@ -243,7 +248,7 @@ def _point_app_at(url: str) -> None:
     celery_app.conf.broker_url = url
 
 
-class WriteLock:
+class SQLiteWriteLock:
     """Holds SQLite's write lock from a second connection, as a long writer would.
 
     A task's first write meanwhile waits in SQLite's busy handler (busy_timeout 20 s in
@@ -251,11 +256,18 @@ class WriteLock:
     """
 
     def __init__(self, path: str) -> None:
-        self.connection = sqlite3.connect(path, isolation_level=None, timeout=20)
+        self.path = path
+        # mode=rw: the test database must exist; never create a file named after a database.
+        self.connection = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None, timeout=20)
 
-    def __enter__(self) -> WriteLock:
+    def __enter__(self) -> SQLiteWriteLock:
         self.connection.execute("BEGIN IMMEDIATE")
         return self
+
+    def wait_for_writer(self, pid: int, *, timeout: float = 10) -> None:
+        """Return once process `pid` (a pool child) is waiting inside its first write."""
+        wait_until(lambda: holds_file_open(pid, self.path), timeout=timeout, what="the task to open the database")
+        time.sleep(0.3)  # from opening the connection to its first write: now in SQLite's busy wait
 
     def release(self) -> None:
         if self.connection.in_transaction:
@@ -266,10 +278,69 @@ class WriteLock:
         self.connection.close()
 
 
+class PostgresRowLock:
+    """Holds the row locks of the pending inbound events from a second connection.
+
+    The task's first statement, the UPDATE that counts its attempt, then waits for the row
+    lock in its backend: the worker is stuck inside the task, with the message received and
+    unacked, as behind SQLite's write lock.
+    """
+
+    def __init__(self, settings_dict: dict) -> None:
+        self.connection = psycopg.connect(
+            dbname=settings_dict["NAME"], host=settings_dict["HOST"] or None, port=settings_dict["PORT"] or None,
+            user=settings_dict["USER"] or None, password=settings_dict["PASSWORD"] or None, autocommit=True,
+        )
+        self.backend_pid = self.connection.info.backend_pid
+
+    def __enter__(self) -> PostgresRowLock:
+        self.connection.execute("BEGIN")
+        locked = self.connection.execute(
+            "SELECT id FROM channels_in_inboundevent WHERE status = %s FOR UPDATE", [InboundEvent.Status.PENDING]
+        ).fetchall()
+        assert locked, "no pending inbound event to hold"
+        return self
+
+    def wait_for_writer(self, pid: int, *, timeout: float = 10) -> None:
+        """Return once a backend of the test database waits for the lock on an inbound event.
+
+        The backend is found by what it waits for, not by `pid`: only the worker's pool child
+        writes to inbound events meanwhile. pg_stat_activity is read through the test's own
+        connection, outside our transaction, which would keep returning its first snapshot.
+        """
+        def waiting() -> bool:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> %s"
+                    " AND wait_event_type = 'Lock' AND query LIKE 'UPDATE \"channels_in_inboundevent\"%%'",
+                    [self.backend_pid],
+                )
+                return cursor.fetchone()[0] > 0
+
+        wait_until(waiting, timeout=timeout, what="the task to wait for the inbound event's row lock")
+
+    def release(self) -> None:
+        if self.connection.info.transaction_status != TransactionStatus.IDLE:
+            self.connection.execute("ROLLBACK")
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+        self.connection.close()
+
+
+WriteLock = SQLiteWriteLock | PostgresRowLock
+
+
 @pytest.fixture
 def write_lock() -> Callable[[], WriteLock]:
-    assert connection.vendor == "sqlite", "holding the database still is done with SQLite's file lock"
-    return lambda: WriteLock(str(connection.settings_dict["NAME"]))
+    """Holds the test database still so that a task blocks inside its first write.
+
+    SQLite: the database's write lock. PostgreSQL: the pending inbound events' row locks.
+    """
+    if connection.vendor == "sqlite":
+        return lambda: SQLiteWriteLock(str(connection.settings_dict["NAME"]))
+    assert connection.vendor == "postgresql", f"no way to hold {connection.vendor} still"
+    return lambda: PostgresRowLock(connection.settings_dict)
 
 
 def holds_file_open(pid: int, path: str) -> bool:
