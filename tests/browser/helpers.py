@@ -21,12 +21,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(check: Callable[[], bool], *, timeout: float, what: str) -> None:
+def wait_until(check: Callable[[], bool], *, timeout: float, what: str, page: Page | None = None) -> None:
+    """Poll check() until it holds.
+
+    Pass the page whenever check() reads what page.on(...) handlers collect. Playwright's sync
+    API runs those handlers only while one of its own calls is running, never during
+    time.sleep: a plain sleep loop would see only what had been delivered before the wait
+    began, and give up on a response that had long arrived. With a page, each pause is a
+    page.wait_for_timeout, which delivers the events that came in meanwhile.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
-        time.sleep(0.05)
+        if page is None:
+            time.sleep(0.05)
+        else:
+            page.wait_for_timeout(50)
     raise TimeoutError(f"gave up waiting for {what}")
 
 

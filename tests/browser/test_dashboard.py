@@ -115,7 +115,7 @@ def test_formatted_view_runs_no_script_and_loads_no_remote_image(page: Page, asg
     # The inline image came through its signed URL, though the sandboxed frame sends no cookie.
     expect(frame.locator("img[alt=logo]")).to_have_attribute("src", re.compile(r"^/attachments/[0-9a-f-]+/\?t="))
     wait_until(lambda: any("/attachments/" in url and status == 200 and ctype == "image/png"
-                           for url, (status, ctype) in list(responses.items())), timeout=5, what="the cid image")
+                           for url, (status, ctype) in list(responses.items())), timeout=5, what="the cid image", page=page)
     frame.get_by_text("click me").click()
     page.wait_for_timeout(300)  # give any handler that survived a chance to fire
 
@@ -129,7 +129,8 @@ def test_formatted_view_runs_no_script_and_loads_no_remote_image(page: Page, asg
     # The agent may still choose to load remote images, and then the tracker sees it:
     # proof the two checks above could have failed.
     page.click(f"#m-{message.pk} [data-action=load-remote]")
-    wait_until(lambda: len(tracker.hits) == 1, timeout=5, what="the remote image after opting in")
+    # With the page, so that a dialog opened by the reloaded frame reaches `dialogs` below.
+    wait_until(lambda: len(tracker.hits) == 1, timeout=5, what="the remote image after opting in", page=page)
     assert tracker.hits == ["/pixel.gif?recipient=jane"]
     assert dialogs == []
 
