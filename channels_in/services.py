@@ -160,6 +160,8 @@ def outbound_deliver(*, message_id: int) -> None:
         Message.objects.filter(pk=message_id, delivery_status=Message.DeliveryStatus.SENDING).update(
             delivery_status=Message.DeliveryStatus.SENT,
             external_id=receipt.provider_message_id,
+            from_address=receipt.from_address[:320],
+            to_address=receipt.to_address[:320],
             delivery_error="",
             next_attempt_at=None,
             delivery_updated_at=timezone.now(),

@@ -18,6 +18,8 @@ class AdapterError(Exception):
 @dataclasses.dataclass(frozen=True)
 class SendReceipt:
     provider_message_id: str
+    from_address: str = ""
+    to_address: str = ""
 
 
 class ChannelAdapter(Protocol):

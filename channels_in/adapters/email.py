@@ -119,7 +119,7 @@ class EmailAdapter:
         if status is not None and status.status and status.status <= {"rejected", "invalid"}:
             raise AdapterError(f"Provider rejected the message ({', '.join(sorted(status.status))}).", permanent=True)
         provider_id = (status.message_id if status is not None else None) or message.rfc_message_id
-        return SendReceipt(provider_message_id=str(provider_id))
+        return SendReceipt(provider_message_id=str(provider_id), from_address=email.from_email, to_address=", ".join(email.to))
 
     def build(self, message: Message) -> EmailMultiAlternatives:
         conversation = message.conversation
