@@ -61,11 +61,9 @@ def ticket_list(*, user: AbstractBaseUser, view: str = "open", status: str = "",
     )
 
 
-def ticket_get_for_agent(*, user: AbstractBaseUser, ticket_id: int, lock: bool = False) -> Ticket:
+def ticket_get_for_agent(*, user: AbstractBaseUser, ticket_id: int) -> Ticket:
     """The ticket, or 404 when it does not exist or lies in an inbox the agent is not in."""
     qs = tickets_for_agent(user).select_related("conversation__contact", "conversation__inbox", "assignee", "team")
-    if lock:
-        qs = qs.select_for_update(of=("self",))
     try:
         return qs.get(pk=ticket_id)
     except Ticket.DoesNotExist:
