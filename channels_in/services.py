@@ -23,6 +23,8 @@ from tickets.services import inbound_message_record
 logger = logging.getLogger(__name__)
 
 INBOUND_PROCESS_TASK = "channels_in.inbound_process"
+# InboundEvent.provider of Twilio's SMS webhooks; every other provider name is an email provider.
+SMS_PROVIDER = "twilio"
 
 
 class InboundRejected(Exception):
@@ -72,14 +74,16 @@ def inbound_event_process(*, event_id: int) -> Message | None:
     if not bumped:
         return None
     try:
-        parsed = _email_event_parse(InboundEvent.objects.get(pk=event_id))
+        event = InboundEvent.objects.get(pk=event_id)
+        parse, record = _inbound_steps(event.provider)
+        parsed = parse(event)
         with transaction.atomic():
             claimed = InboundEvent.objects.filter(pk=event_id, status=InboundEvent.Status.PENDING).update(
                 status=InboundEvent.Status.PROCESSED, processed_at=timezone.now(), error=""
             )
             if not claimed:
                 return None
-            message = _email_to_message(parsed)
+            message = record(parsed)
             InboundEvent.objects.filter(pk=event_id).update(message_id=message.pk)
             return message
     except InboundRejected as err:
@@ -91,6 +95,19 @@ def inbound_event_process(*, event_id: int) -> Message | None:
             _inbound_mark_failed(event_id, f"Gave up after {event.attempts} attempts: {err!r}")
             return None
         raise
+
+
+def _inbound_steps(provider: str):  # noqa: ANN202 - (parse, record) pair of the provider's channel
+    """How a provider's stored event is parsed (outside the transaction) and recorded (inside).
+
+    `parse(event)` may raise InboundRejected (permanent) or anything else (retried);
+    `record(parsed)` writes the message and returns it.
+    """
+    if provider == SMS_PROVIDER:
+        from channels_in import sms
+
+        return sms.sms_event_parse, sms.sms_to_message
+    return _email_event_parse, _email_to_message
 
 
 def _inbound_mark_failed(event_id: int, reason: str) -> None:

@@ -35,6 +35,9 @@ class Contact(models.Model):
     email = models.EmailField(blank=True)
     phone = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A merged contact keeps its row (and its id in old links) and points at the survivor.
+    merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_from")
+    merged_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name or self.email or self.phone or f"Contact {self.pk}"
@@ -57,6 +60,11 @@ class ContactIdentity(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     address = models.CharField(max_length=320, help_text="Normalised: lower-case email, E.164 phone.")
     created_at = models.DateTimeField(auto_now_add=True)
+    # SMS consent of a phone identity (STOP / START keywords, or the carrier's 21610 refusal).
+    # Kept per customer number: a STOP to any of our numbers stops SMS from all of them.
+    sms_opted_out_at = models.DateTimeField(null=True, blank=True)
+    sms_consent_keyword = models.CharField(max_length=32, blank=True, help_text="The keyword or error code of the last change.")
+    sms_consent_changed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["kind", "address"], name="identity_unique_kind_address")]
@@ -80,6 +88,12 @@ class Conversation(models.Model):
     # Oldest customer message not yet answered by an agent (None when the agent spoke last).
     waiting_since = models.DateTimeField(null=True, blank=True)
     message_count = models.PositiveIntegerField(default=0)
+    # Seen receipts: when an agent last opened the conversation, when the customer last saw it.
+    agent_last_seen_at = models.DateTimeField(null=True, blank=True)
+    contact_last_seen_at = models.DateTimeField(null=True, blank=True)
+    # A conversation merged into another keeps its id (old links redirect) and no messages.
+    merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_from")
+    merged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["-last_message_at", "-id"], name="conv_last_message")]
@@ -102,6 +116,7 @@ class Message(models.Model):
         SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
         DELIVERED = "delivered", "Delivered"
+        READ = "read", "Seen"
         FAILED = "failed", "Failed"
 
     class ThreadRule(models.TextChoices):
@@ -167,6 +182,8 @@ DELIVERY_ORDER = {
     Message.DeliveryStatus.SENT: 3,
     Message.DeliveryStatus.DELIVERED: 4,
     Message.DeliveryStatus.FAILED: 4,
+    # The customer saw it (web chat "seen", an SMS read receipt): nothing comes after.
+    Message.DeliveryStatus.READ: 5,
 }
 
 

@@ -12,6 +12,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("outbox/", outbox, name="outbox"),
     path("anymail/", include("channels_in.urls")),
+    path("twilio/", include("channels_in.sms_urls")),
+    path("widget/", include("channels_in.widget_urls")),
     path("api/", include("helpdesk.api_urls")),
     path("", include("tickets.urls")),
 ]

@@ -62,3 +62,32 @@ class Ticket(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
+
+
+class BusinessCalendar(models.Model):
+    """When the team works: a time zone, weekly intervals and holidays.
+
+    `intervals` is a list of {"weekday": 0-6 (Monday=0), "start": "HH:MM", "end": "HH:MM"}
+    in the calendar's time zone; an end at or before its start runs past midnight into the
+    next day. Several intervals per day are allowed (split shifts).
+    """
+
+    name = models.CharField(max_length=120, unique=True)
+    time_zone = models.CharField(max_length=64, default="UTC", help_text="An IANA name, e.g. Europe/Berlin.")
+    intervals = models.JSONField(default=list, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Holiday(models.Model):
+    calendar = models.ForeignKey(BusinessCalendar, on_delete=models.CASCADE, related_name="holidays")
+    date = models.DateField()
+    name = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["calendar", "date"], name="holiday_unique_date")]
+        ordering = ["date"]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.name}"

@@ -8,6 +8,8 @@ from channels_in.adapters.base import AdapterError, ChannelAdapter, SendReceipt
 
 ADAPTERS: dict[str, str] = {
     "email": "channels_in.adapters.email.EmailAdapter",
+    "sms": "channels_in.adapters.sms.SmsAdapter",
+    "webchat": "channels_in.adapters.webchat.WebchatAdapter",
 }
 
 

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "anymail",
     "channels",
+    "corsheaders",
     "conversations",
     "tickets",
     "channels_in",
@@ -38,6 +39,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "helpdesk.middleware.WebhookBodyLimitMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -151,3 +153,5 @@ LOGGING = {
 from helpdesk.settings.integrations.anymail import *  # noqa: E402,F401,F403
 from helpdesk.settings.integrations.celery import *  # noqa: E402,F401,F403
 from helpdesk.settings.integrations.channels import *  # noqa: E402,F401,F403
+from helpdesk.settings.integrations.twilio import *  # noqa: E402,F401,F403
+from helpdesk.settings.integrations.widget import *  # noqa: E402,F401,F403
