@@ -62,3 +62,26 @@ def _push(payload: DeskEvent) -> None:
         async_to_sync(layer.group_send)(inbox_group(payload["inbox_id"]), dict(payload))
     except Exception:  # noqa: BLE001 - realtime is at-most-once; the Event row is the truth
         logger.warning("realtime push failed for seq %s", payload["seq"], exc_info=True)
+
+
+# Ephemeral pushes (typing, seen, messages to a customer's widget): no Event row, lost if
+# nobody listens. Customers' widgets listen on their conversation's group.
+
+def customer_group(conversation_id: int) -> str:
+    """The group a web chat widget showing this conversation listens on."""
+    return f"webchat.{conversation_id}"
+
+
+def push_after_commit(group: str, payload: dict) -> None:
+    """group_send once the current transaction commits (at once outside one); never raises."""
+    transaction.on_commit(lambda: _send(group, payload))
+
+
+def _send(group: str, payload: dict) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, payload)
+    except Exception:  # noqa: BLE001 - at-most-once by design
+        logger.warning("realtime push to %s failed", group, exc_info=True)

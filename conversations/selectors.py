@@ -42,3 +42,21 @@ def contact_get_for_agent(*, user: AbstractBaseUser, contact_id: int) -> Contact
         return qs.get(pk=contact_id)
     except Contact.DoesNotExist:
         raise Http404("No such contact.") from None
+
+
+def sms_recipient(conversation: Conversation) -> str:
+    """The number an SMS reply goes to: the customer's latest texting number, else the contact's phone."""
+    from conversations.models import Channel, Message
+
+    latest = (
+        conversation.messages.filter(kind=Message.Kind.INBOUND, channel=Channel.SMS)
+        .exclude(from_address="").order_by("-created_at", "-id").values_list("from_address", flat=True).first()
+    )
+    return latest or conversation.contact.phone
+
+
+def sms_opt_out(phone: str) -> ContactIdentity | None:
+    """The phone identity if that number has opted out of SMS (STOP), else None."""
+    if not phone:
+        return None
+    return ContactIdentity.objects.filter(kind=ContactIdentity.Kind.PHONE, address=phone, sms_opted_out_at__isnull=False).first()

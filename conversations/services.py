@@ -15,6 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from conversations import realtime
+from conversations.selectors import sms_opt_out, sms_recipient
 from conversations.models import (
     DELIVERY_ORDER,
     Attachment,
@@ -191,6 +192,10 @@ def reply_create(*, conversation: Conversation, author: AbstractBaseUser, text: 
     channel = channel or conversation.inbox.kind
     if channel not in (Channel.EMAIL, Channel.SMS, Channel.WEBCHAT):
         raise ApplicationError(f"Cannot reply over {channel}.")
+    if channel == Channel.SMS:
+        opted_out = sms_opt_out(sms_recipient(conversation))
+        if opted_out is not None:
+            raise ApplicationError(sms_opt_out_reason(opted_out))
     now = timezone.now()
     with transaction.atomic():
         message = Message.objects.create(
@@ -201,7 +206,9 @@ def reply_create(*, conversation: Conversation, author: AbstractBaseUser, text: 
             text=text,
             text_display=text,
             subject=conversation.subject,
-            rfc_message_id=email_message_id_new() if channel == Channel.EMAIL else "",
+            # Web chat too: a reply to an offline visitor goes out by email, and their answer
+            # threads on this id.
+            rfc_message_id=email_message_id_new() if channel in (Channel.EMAIL, Channel.WEBCHAT) else "",
             thread_rule=Message.ThreadRule.AGENT,
             delivery_status=Message.DeliveryStatus.QUEUED,
             next_attempt_at=_sweep_due(now),
@@ -211,6 +218,13 @@ def reply_create(*, conversation: Conversation, author: AbstractBaseUser, text: 
         realtime.publish(type="message.created", inbox_id=conversation.inbox_id, conversation_id=conversation.id, message_id=message.id)
         transaction.on_commit(lambda: outbound_enqueue(message_id=message.id))
     return message
+
+
+def sms_opt_out_reason(identity: ContactIdentity) -> str:
+    when = timezone.localtime(identity.sms_opted_out_at).strftime("%Y-%m-%d %H:%M %Z")
+    keyword = identity.sms_consent_keyword or "STOP"
+    return (f"{identity.address} opted out of SMS ({keyword}, {when}): nothing is sent to this number "
+            "until the customer texts START.")
 
 
 def _sweep_due(now: datetime) -> datetime:
