@@ -125,6 +125,7 @@ class Message(models.Model):
         REFERENCES = "references", "References header"
         REPLY_TOKEN = "reply_token", "Signed reply address"
         SUBJECT_TAG = "subject_tag", "Subject tag from a participant"
+        SENDER = "sender", "Latest conversation of this number"
         AGENT = "agent", "Written in the desk"
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
