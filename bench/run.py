@@ -5,7 +5,9 @@ For each database, on an empty desk and on one already holding --conversations c
   2. Postmark inbound webhooks accepted per second by the real ASGI server (uvicorn, 1 process),
   3. how fast one Celery worker (-c 2) turns that backlog into timeline messages,
   4. end-to-end latency from a webhook POST to its message.created frame on an agent's
-     WebSocket, at a steady rate below the worker's capacity (p50/p99).
+     WebSocket, at a steady rate below the worker's capacity (p50/p99),
+  5. widget round trip: --widget-visitors visitor sockets open at once, visitors send chat
+     messages at a steady rate; latency from a visitor's send to the agent socket's frame (p50/p99).
 Prints a table and writes bench/results/<timestamp>.json. It reports times; it never fails on
 them (the exit status is non-zero only when a step could not run at all).
 
@@ -34,6 +36,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench import infra, load  # noqa: E402
+from bench import widget as widget_bench  # noqa: E402
 from bench.commit_rate import postgres_commit_rate, sqlite_commit_rate  # noqa: E402
 
 
@@ -52,6 +55,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--e2e-rate", type=float, default=20, help="steady posting rate for end to end, per second (default 20)")
     p.add_argument("--e2e-connections", type=int, default=4, help="client connections for end to end (default 4)")
     p.add_argument("--e2e-wait", type=float, default=60, help="time to wait for the last frames after sending (default 60)")
+    p.add_argument("--widget-visitors", type=int, default=200, help="visitor sockets held open for the widget round trip (default 200)")
+    p.add_argument("--widget-messages", type=int, default=2, help="messages per visitor in the widget round trip (default 2)")
+    p.add_argument("--widget-rate", type=float, default=20, help="total widget messages per second (default 20)")
     p.add_argument("--commit-count", type=int, default=5000, help="commits for the commit-rate step (default 5000)")
     p.add_argument("--commit-seconds", type=float, default=3, help="time cap of the commit-rate step (default 3)")
     p.add_argument("--celery-concurrency", type=int, default=2, help="worker pool size (default 2)")
@@ -221,6 +227,16 @@ def run_config(*, engine: str, size: int, args: argparse.Namespace, ctx: dict) -
         result["e2e"]["rate_requested_per_s"] = args.e2e_rate
         note(f"{label}: e2e p50 {result['e2e']['p50_ms']} ms, p99 {result['e2e']['p99_ms']} ms, "
              f"received {result['e2e']['received']}/{result['e2e']['sent']}")
+
+        note(f"{label}: widget round trip, {args.widget_visitors} visitor sockets, {args.widget_rate} messages/s")
+        public_key = widget_bench.widget_setup(env, log=setup_log)
+        result["widget"] = asyncio.run(widget_bench.widget_round_trip(
+            port, ctx["session_key"], public_key, visitors=args.widget_visitors, messages_per_visitor=args.widget_messages,
+            rate=args.widget_rate, max_wait=args.e2e_wait,
+        ))
+        note(f"{label}: widget p50 {result['widget']['p50_ms']} ms, p99 {result['widget']['p99_ms']} ms, "
+             f"received {result['widget']['received']}/{result['widget']['messages']} "
+             f"({result['widget']['sockets_open']} sockets open)")
         for service in services:
             if service.proc.poll() is not None:
                 raise infra.BenchError(f"{service.name} exited during the run{infra.log_tail(service.log)}")
@@ -228,7 +244,8 @@ def run_config(*, engine: str, size: int, args: argparse.Namespace, ctx: dict) -
         for service in reversed(services):
             service.stop()
     result["messages_in_desk"] = db.rows(f"SELECT count(*) FROM {ctx['tables']['message']}")[0][0]
-    result["errors"] = (result["webhooks"]["errors"] + result["drain"]["failed"] + result["e2e"]["errors"])
+    result["errors"] = (result["webhooks"]["errors"] + result["drain"]["failed"] + result["e2e"]["errors"]
+                        + result["widget"]["errors"])
     if engine == "sqlite":
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -279,13 +296,13 @@ def _fmt(value: object, digits: int = 1) -> str:
 
 def table(results: list[dict]) -> str:
     header = ["db", "desk (conv / msgs)", "commits/s (ms)", "webhooks/s", "post p50/p99 ms", "worker msg/s",
-              "e2e rate/s", "e2e p50 ms", "e2e p99 ms", "p50 split post/queue/work", "errors"]
+              "e2e rate/s", "e2e p50 ms", "e2e p99 ms", "p50 split post/queue/work", "widget p50/p99 ms (sockets)", "errors"]
     rows = []
     for r in results:
         if "error" in r:
-            rows.append([r["db"], str(r["conversations"]), "failed: " + r["error"].splitlines()[0][:60], "", "", "", "", "", "", "", "-"])
+            rows.append([r["db"], str(r["conversations"]), "failed: " + r["error"].splitlines()[0][:60], "", "", "", "", "", "", "", "", "-"])
             continue
-        c, w, d, e = r["commit"], r["webhooks"], r["drain"], r["e2e"]
+        c, w, d, e, wg = r["commit"], r["webhooks"], r["drain"], r["e2e"], r["widget"]
         rows.append([
             r["db"], f"{r['conversations']:,} / {r['messages_in_desk']:,}",
             f"{_fmt(c['commits_per_s'], 0)} ({_fmt(c['ms_per_commit'], 3)})",
@@ -293,6 +310,7 @@ def table(results: list[dict]) -> str:
             _fmt(d["messages_per_s"]), _fmt(e["rate_per_s"]), _fmt(e["p50_ms"]) + (" !" if e["backlog"] else ""),
             _fmt(e["p99_ms"]) + (" !" if e["backlog"] else ""),
             " / ".join(_fmt(e["split_p50_ms"][k], 0) for k in ("post_to_row", "row_to_claim", "claim_to_frame")),
+            f"{_fmt(wg['p50_ms'])} / {_fmt(wg['p99_ms'])} ({wg['sockets_open']})",
             str(r["errors"]),
         ])
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
@@ -359,6 +377,9 @@ def main(argv: list[str]) -> int:
             "drain": "Celery worker -Q inbound,outbound,sla,default; rate = processed events / span of their processed_at",
             "e2e": "POST time to receipt of the message.created frame on /ws/agent/ (session cookie, Origin header); "
                    "frames mapped back by the message's rfc_message_id",
+            "widget": "visitor sessions (POST /widget/api/<key>/session), then that many /ws/widget/ sockets held open at once "
+                      "(token subprotocol, allowed Origin); messages sent over them at a steady total rate; latency from the "
+                      "send to the message.created frame on /ws/agent/, matched by the message id of the visitor's ack",
         },
         "notes": notes,
         "results": results,

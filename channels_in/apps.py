@@ -8,3 +8,4 @@ class ChannelsInConfig(AppConfig):
 
     def ready(self) -> None:
         from channels_in import receivers  # noqa: F401  (connects the anymail signals)
+        from channels_in import widget_views  # noqa: F401  (connects the widget's CORS check)

@@ -21,7 +21,7 @@ def test_bench_runs_end_to_end_at_tiny_sizes(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "bench/run.py", "--db", "sqlite,postgres", "--conversations", "30", "--webhooks", "20",
          "--concurrency", "2", "--e2e-count", "10", "--e2e-rate", "10", "--drain-seconds", "60", "--e2e-wait", "60",
-         "--commit-count", "50", "--results-dir", str(tmp_path)],
+         "--commit-count", "50", "--widget-visitors", "10", "--results-dir", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -43,7 +43,8 @@ def test_bench_runs_end_to_end_at_tiny_sizes(tmp_path: Path) -> None:
         assert r["errors"] == 0
         # Every accepted webhook became exactly one timeline message, next to the filled ones.
         filled = r.get("fill", {}).get("rows", {}).get("conversations_message", 0)
-        assert r["messages_in_desk"] == filled + 20 + e2e["warmup"]["count"] + 10
+        assert r["widget"]["received"] == r["widget"]["messages"] == 20 and r["widget"]["errors"] == 0
+        assert r["messages_in_desk"] == filled + 20 + e2e["warmup"]["count"] + 10 + r["widget"]["messages"]
         assert (r["conversations"] == 0) == ("fill" not in r)
     table_line = next(line for line in proc.stdout.splitlines() if line.startswith("db "))
     assert "webhooks/s" in table_line and "e2e p99 ms" in table_line
