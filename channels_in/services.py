@@ -15,9 +15,9 @@ from channels_in.adapters import AdapterError, get_adapter
 from channels_in.adapters.email import ParsedEmail, email_channel_for_recipients, parse_inbound
 from channels_in.models import InboundEvent
 from conversations import realtime
-from conversations.models import Channel, ContactIdentity, Message
-from conversations.services import contact_get_or_create, delivery_status_record, outbound_enqueue
-from conversations.threading import thread_find
+from conversations.models import Channel, Contact, ContactIdentity, Conversation, Inbox, Message
+from conversations.services import IncomingMessage, contact_get_or_create, delivery_status_record, normalize_address, outbound_enqueue
+from conversations.threading import ThreadMatch, thread_find
 from tickets.services import inbound_message_record
 
 logger = logging.getLogger(__name__)
@@ -137,16 +137,62 @@ def _email_to_message(parsed: ParsedEmail) -> Message:
             # The same Message-ID again (a provider retry or a replay): keep the first.
             return duplicate
     inbox = email_channel.inbox
-    contact = contact_get_or_create(kind=ContactIdentity.Kind.EMAIL, address=incoming.from_address, name=parsed.from_name)
+    contact = _email_contact_continuing_chat(inbox, incoming, tokens)
+    if contact is None:
+        contact = contact_get_or_create(kind=ContactIdentity.Kind.EMAIL, address=incoming.from_address, name=parsed.from_name)
+    thread = _email_thread(inbox, contact.pk, incoming, tokens)
+    return inbound_message_record(inbox=inbox, contact=contact, incoming=incoming, thread=thread)
+
+
+# Rules that prove the sender received our mail (the subject tag does not: it is guessable).
+_PROOF_RULES = (Message.ThreadRule.IN_REPLY_TO, Message.ThreadRule.REFERENCES, Message.ThreadRule.REPLY_TOKEN)
+
+
+def _email_thread(inbox: Inbox, contact_id: int | None, incoming: IncomingMessage, tokens: list[str]) -> ThreadMatch:
     thread = thread_find(
         inbox=inbox,
-        contact_id=contact.pk,
+        contact_id=contact_id,
         in_reply_to=incoming.in_reply_to,
         references=incoming.references,
         reply_tokens=tokens,
         subject=incoming.subject,
     )
-    return inbound_message_record(inbox=inbox, contact=contact, incoming=incoming, thread=thread)
+    conversation = thread.conversation
+    # A merged conversation keeps its id (and its reply token): the answer goes where its
+    # messages went.
+    for _ in range(10):
+        if conversation is None or conversation.merged_into_id is None:
+            break
+        conversation = Conversation.objects.get(pk=conversation.merged_into_id)
+    return ThreadMatch(conversation, thread.rule) if conversation is not thread.conversation else thread
+
+
+def _email_contact_continuing_chat(inbox: Inbox, incoming: IncomingMessage, tokens: list[str]) -> Contact | None:
+    """The chat contact an emailed answer comes from, when the email proves it.
+
+    A visitor who left an (unverified) email in the pre-chat form gets an agent's reply by
+    email; their answer threads into the conversation by our Message-ID or reply token, which
+    proves they received our mail. If that address belongs to nobody yet and the conversation's
+    contact has no email identity but gave this very address, it becomes the contact's email
+    identity: one customer across channels. Anything short of that proof changes no contact.
+    """
+    address = normalize_address(ContactIdentity.Kind.EMAIL, incoming.from_address)
+    if ContactIdentity.objects.filter(kind=ContactIdentity.Kind.EMAIL, address=address).exists():
+        return None
+    thread = _email_thread(inbox, None, incoming, tokens)
+    if thread.conversation is None or thread.rule not in _PROOF_RULES:
+        return None
+    contact = thread.conversation.contact
+    if contact.email.strip().lower() != address:
+        return None
+    if contact.identities.filter(kind=ContactIdentity.Kind.EMAIL).exists():
+        return None
+    try:
+        with transaction.atomic():
+            ContactIdentity.objects.create(contact=contact, kind=ContactIdentity.Kind.EMAIL, address=address)
+    except IntegrityError:
+        return None  # another worker gave the address to a contact meanwhile: that one is the sender
+    return contact
 
 
 # Outbound ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import dataclasses
 import logging
 import uuid
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 import magic
 from django.conf import settings
@@ -15,7 +16,6 @@ from django.db.models import F
 from django.utils import timezone
 
 from conversations import realtime
-from conversations.selectors import sms_opt_out, sms_recipient
 from conversations.models import (
     DELIVERY_ORDER,
     Attachment,
@@ -26,6 +26,7 @@ from conversations.models import (
     Inbox,
     Message,
 )
+from conversations.selectors import sms_opt_out, sms_recipient
 
 OUTBOUND_DELIVER_TASK = "channels_in.outbound_deliver"
 logger = logging.getLogger(__name__)
@@ -305,3 +306,119 @@ def reply_retry(*, message: Message) -> None:
             raise ApplicationError("The reply is no longer failed.")
         realtime.publish(type="message.updated", inbox_id=message.conversation.inbox_id, conversation_id=message.conversation_id, message_id=message.pk)
         transaction.on_commit(lambda: outbound_enqueue(message_id=message.pk))
+
+
+# --- One customer across channels --------------------------------------------------------
+
+
+def reply_channel_choose(*, conversation: Conversation, channel: str | None = None) -> str:
+    """The channel an agent's reply goes out on: the one asked for if the conversation can be
+    answered on it, else the default of reply_channels. Raises ApplicationError with the reason."""
+    from conversations.selectors import reply_channels
+
+    options = reply_channels(conversation)
+    if not channel:
+        available = [option for option in options if option.available]
+        if not available:
+            raise ApplicationError(_no_channel_reason(options))
+        return available[0].channel
+    option = next((o for o in options if o.channel == channel), None)
+    if option is None:
+        return _refuse_channel(channel, options)
+    if not option.available:
+        raise ApplicationError(option.reason)
+    return channel
+
+
+def _refuse_channel(channel: str, options: list) -> NoReturn:
+    label = dict(Channel.choices).get(channel, channel)
+    usable = ", ".join(o.label for o in options if o.available)
+    hint = f" Available: {usable}." if usable else ""
+    raise ApplicationError(f"This conversation cannot be answered by {label}: {_why_not(channel)}.{hint}")
+
+
+def _why_not(channel: str) -> str:
+    return {
+        Channel.EMAIL: "the inbox has no email address or the customer none",
+        Channel.SMS: "the inbox has no SMS number or the customer no phone number",
+        Channel.WEBCHAT: "the inbox has no web chat or the conversation no chat visitor",
+    }.get(channel, "not a reply channel")
+
+
+def _no_channel_reason(options: list) -> str:
+    blocked = [o.reason for o in options if not o.available]
+    return " ".join(["No channel to reply on."] + blocked)
+
+
+def contact_merge(*, source: Contact, target: Contact, by: AbstractBaseUser) -> Contact:
+    """Merge `source` into `target`: one customer across channels.
+
+    Identities, conversations, web chat visitors and message authorship move to the target;
+    the target's empty name, email and phone are filled from the source. The source keeps its
+    row (old links) with merged_into/merged_at. Each affected conversation gets a system line
+    and a conversation.updated event.
+    """
+    if source.pk == target.pk:
+        raise ApplicationError("A contact cannot be merged into itself.")
+    with transaction.atomic():
+        # Both rows locked, in id order (two merges in opposite directions cannot deadlock).
+        locked = {c.pk: c for c in Contact.objects.select_for_update().filter(pk__in=sorted([source.pk, target.pk])).order_by("pk")}
+        source, target = locked[source.pk], locked[target.pk]
+        if target.merged_into_id is not None:
+            raise ApplicationError(f"{target} was merged into contact #{target.merged_into_id}: merge into that one instead.")
+        if source.merged_into_id is not None:
+            raise ApplicationError(f"{source} was already merged into contact #{source.merged_into_id}.")
+        moved = list(Conversation.objects.filter(contact=source).values_list("pk", "inbox_id"))
+        ContactIdentity.objects.filter(contact=source).update(contact=target)
+        Conversation.objects.filter(contact=source).update(contact=target)
+        Message.objects.filter(author_contact=source).update(author_contact=target)
+        source.visitors.update(contact=target)  # channels_in.Visitor, through its reverse accessor
+        filled = [field for field in ("name", "email", "phone") if not getattr(target, field) and getattr(source, field)]
+        for field in filled:
+            setattr(target, field, getattr(source, field))
+        if filled:
+            target.save(update_fields=filled)
+        source.merged_into, source.merged_at = target, timezone.now()
+        source.save(update_fields=["merged_into", "merged_at"])
+        text = f"{_user_name(by)} merged contact {source} (#{source.pk}) into {target} (#{target.pk})."
+        for conversation_id, inbox_id in moved:
+            conversation = Conversation(pk=conversation_id, inbox_id=inbox_id)
+            system_event_create(conversation=conversation, text=text, author=by)
+            realtime.publish(type="conversation.updated", inbox_id=inbox_id, conversation_id=conversation_id)
+    return target
+
+
+def conversation_summary_recompute(*, conversation_id: int) -> None:
+    """Derive the conversation's denormalised fields from its timeline (after messages moved).
+
+    As the services maintain them: every message counts; customer messages and replies set the
+    last-message fields; the oldest customer message after the last reply starts the wait.
+    """
+    rows = Message.objects.filter(conversation_id=conversation_id).order_by("created_at", "id").values_list(
+        "kind", "channel", "text", "text_display", "created_at")
+    fields: dict[str, object] = {"message_count": 0, "waiting_since": None, "last_message_at": None,
+                                 "last_message_preview": "", "last_message_channel": ""}
+    for kind, channel, text, text_display, created_at in rows.iterator():
+        fields["message_count"] += 1
+        if kind not in (Message.Kind.INBOUND, Message.Kind.OUTBOUND):
+            continue
+        fields["last_message_at"] = created_at
+        fields["last_message_preview"] = (text_display or text).strip().replace("\n", " ")[:200]
+        fields["last_message_channel"] = channel
+        fields["waiting_since"] = (fields["waiting_since"] or created_at) if kind == Message.Kind.INBOUND else None
+    Conversation.objects.filter(pk=conversation_id).update(**fields)
+
+
+def conversation_mark_seen_by_agent(*, conversation: Conversation) -> datetime:
+    """An agent has the conversation open: record it and tell the customer's widget (seen receipt)."""
+    now = timezone.now()
+    Conversation.objects.filter(pk=conversation.pk).update(agent_last_seen_at=now)
+    conversation.agent_last_seen_at = now
+    realtime.push_after_commit(realtime.customer_group(conversation.pk), {"type": "widget.seen", "agent_last_seen_at": now.isoformat()})
+    return now
+
+
+def _user_name(user: AbstractBaseUser | None) -> str:
+    if user is None:
+        return "Someone"
+    return user.get_full_name() or user.get_username()

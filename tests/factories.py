@@ -3,7 +3,7 @@ from __future__ import annotations
 import factory
 from django.contrib.auth import get_user_model
 
-from channels_in.models import EmailChannel
+from channels_in.models import EmailChannel, SmsChannel, Visitor, WebChatChannel
 from conversations.models import Attachment, Channel, Contact, ContactIdentity, Conversation, Inbox, Message
 from tickets.models import Team, Ticket
 
@@ -35,6 +35,25 @@ class EmailChannelFactory(factory.django.DjangoModelFactory):
     inbox = factory.SubFactory(InboxFactory)
     address = factory.Sequence(lambda n: f"support{n}@acme.test")
     from_name = "Acme Support"
+
+
+class SmsChannelFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SmsChannel
+
+    inbox = factory.SubFactory(InboxFactory, kind=Channel.SMS)
+    account_sid = factory.Sequence(lambda n: f"AC{n:032x}")
+    auth_token = factory.Sequence(lambda n: f"{n:032x}")
+    # 555-0100..0199: reserved for fiction, never a real subscriber (area codes vary for uniqueness).
+    phone_number = factory.Sequence(lambda n: f"+1{201 + n // 100 % 700}5550{100 + n % 100}")
+
+
+class WebChatChannelFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = WebChatChannel
+
+    inbox = factory.SubFactory(InboxFactory, kind=Channel.WEBCHAT)
+    allowed_origins = "https://www.example.com"
 
 
 class ContactFactory(factory.django.DjangoModelFactory):
@@ -94,3 +113,15 @@ class AttachmentFactory(factory.django.DjangoModelFactory):
     content_type = "application/pdf"
     size = 8
     file = factory.django.FileField(data=b"%PDF-1.4")
+
+
+class VisitorFactory(factory.django.DjangoModelFactory):
+    """A widget session; pass conversation= to attach it to a conversation (and its contact)."""
+
+    class Meta:
+        model = Visitor
+
+    channel = factory.SubFactory(WebChatChannelFactory)
+    contact = factory.LazyAttribute(lambda o: o.conversation.contact if o.conversation else ContactFactory(email=""))
+    conversation = None
+    name = factory.Faker("first_name")

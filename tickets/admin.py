@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from tickets.models import Tag, Team, Ticket
+from tickets.models import BusinessCalendar, Holiday, Tag, Team, Ticket
 
 
 @admin.register(Team)
@@ -21,3 +21,14 @@ class TicketAdmin(admin.ModelAdmin):
     list_select_related = ("assignee", "team")
     raw_id_fields = ("conversation", "assignee")
     filter_horizontal = ("tags",)
+
+
+class HolidayInline(admin.TabularInline):
+    model = Holiday
+    extra = 1
+
+
+@admin.register(BusinessCalendar)
+class BusinessCalendarAdmin(admin.ModelAdmin):
+    list_display = ("name", "time_zone")
+    inlines = [HolidayInline]

@@ -24,8 +24,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversations.models import Channel, ContactIdentity, Message
-from conversations.selectors import contact_get_for_agent, contact_list
-from conversations.services import ApplicationError, note_create, reply_create, reply_retry
+from conversations.selectors import contact_get_for_agent, contact_list, reply_channels
+from conversations.services import ApplicationError, contact_merge, note_create, reply_channel_choose, reply_create, reply_retry
 from tickets.models import Team, Ticket
 from tickets.selectors import (
     VIEWS,
@@ -37,7 +37,7 @@ from tickets.selectors import (
     ticket_list_for_contact,
     timeline,
 )
-from tickets.services import ticket_assign, ticket_set_status
+from tickets.services import conversation_merge, ticket_assign, ticket_set_status
 
 REPLY_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.WEBCHAT)
 
@@ -239,6 +239,9 @@ class ConversationSerializer(serializers.Serializer):
                                               help_text="Oldest customer message not answered yet.")
     message_count = serializers.IntegerField(source="conversation.message_count")
     created_at = serializers.DateTimeField(source="conversation.created_at")
+    merged_into = serializers.IntegerField(
+        source="conversation.merged_into_id", allow_null=True,
+        help_text="Set when this conversation was merged into another: its messages are there now.")
 
     def get_tags(self, ticket: Ticket) -> list[str]:
         return [tag.name for tag in ticket.tags.all()]
@@ -365,8 +368,11 @@ class ReplyCreateApi(ApiErrorsMixin, APIView):
     class InputSerializer(serializers.Serializer):
         # Whitespace is the agent's own formatting; a blank reply is refused by the service.
         text = serializers.CharField(trim_whitespace=False)
-        channel = serializers.ChoiceField(choices=[(c.value, c.label) for c in REPLY_CHANNELS], required=False,
-                                          help_text="Defaults to the inbox's channel.")
+        channel = serializers.ChoiceField(
+            choices=[(c.value, c.label) for c in REPLY_CHANNELS], required=False,
+            help_text="One of the conversation's reply channels (see reply-channels/); defaults to the channel "
+                      "of the customer's latest message. 400 with the reason when the conversation cannot be "
+                      "answered on it (e.g. the number opted out of SMS).")
 
     OutputSerializer = MessageSerializer
 
@@ -374,9 +380,51 @@ class ReplyCreateApi(ApiErrorsMixin, APIView):
     def post(self, request: Request, conversation_id: int) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
-        message = reply_create(conversation=ticket.conversation, author=request.user, **serializer.validated_data)
+        channel = reply_channel_choose(conversation=ticket.conversation, channel=data.get("channel"))
+        message = reply_create(conversation=ticket.conversation, author=request.user, text=data["text"], channel=channel)
         return Response(self.OutputSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+class ReplyChannelListApi(ApiErrorsMixin, APIView):
+    """The channels the agent can answer this conversation on, the default first."""
+
+    @extend_schema_serializer(component_name="ReplyChannel")
+    class OutputSerializer(serializers.Serializer):
+        channel = serializers.CharField(help_text="email, sms or webchat")
+        label = serializers.CharField()
+        address = serializers.CharField(help_text="Where the reply goes: an email address, a phone number, the visitor.")
+        available = serializers.BooleanField()
+        reason = serializers.CharField(help_text="Why not, when unavailable (e.g. the number opted out of SMS).")
+
+    @extend_schema(operation_id="conversations_reply_channels", responses=OutputSerializer(many=True))
+    def get(self, request: Request, conversation_id: int) -> Response:
+        ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+        return Response(self.OutputSerializer(reply_channels(ticket.conversation), many=True).data)
+
+
+class ConversationMergeApi(ApiErrorsMixin, APIView):
+    """Merge this conversation into another: its messages move there, this one is closed.
+
+    Both must lie in the agent's inboxes (404 otherwise). Afterwards this conversation's detail
+    shows `merged_into`.
+    """
+
+    @extend_schema_serializer(component_name="ConversationMergeInput")
+    class InputSerializer(serializers.Serializer):
+        into = serializers.IntegerField(min_value=1, help_text="The conversation that keeps the merged history.")
+
+    OutputSerializer = ConversationSerializer
+
+    @extend_schema(operation_id="conversations_merge", request=InputSerializer, responses=OutputSerializer)
+    def post(self, request: Request, conversation_id: int) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        source = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+        target = ticket_get_for_agent(user=request.user, ticket_id=serializer.validated_data["into"])
+        conversation_merge(source=source, target=target, by=request.user)
+        return Response(self.OutputSerializer(ticket_get_for_agent(user=request.user, ticket_id=target.pk)).data)
 
 
 class NoteCreateApi(ApiErrorsMixin, APIView):
@@ -467,6 +515,8 @@ class ContactSerializer(serializers.Serializer):
     email = serializers.CharField()
     phone = serializers.CharField()
     created_at = serializers.DateTimeField()
+    merged_into = serializers.IntegerField(source="merged_into_id", allow_null=True,
+                                           help_text="Set when this contact was merged into another.")
 
 
 class ContactListApi(ApiErrorsMixin, APIView):
@@ -491,6 +541,8 @@ class ContactListApi(ApiErrorsMixin, APIView):
 class IdentitySerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=ContactIdentity.Kind.choices)
     address = serializers.CharField()
+    sms_opted_out_at = serializers.DateTimeField(allow_null=True, help_text="Phone numbers: when the number opted out of SMS.")
+    sms_consent_keyword = serializers.CharField(help_text="Phone numbers: the keyword or error code of the last consent change.")
 
 
 @extend_schema_serializer(component_name="ContactConversation")
@@ -522,6 +574,31 @@ class ContactDetailApi(ApiErrorsMixin, APIView):
         contact = contact_get_for_agent(user=request.user, contact_id=contact_id)
         conversations = ticket_list_for_contact(user=request.user, contact_id=contact.pk)
         return Response(self.OutputSerializer(contact, context={"conversations": conversations}).data)
+
+
+class ContactMergeApi(ApiErrorsMixin, APIView):
+    """Merge this contact into another: identities, conversations and visitors move there.
+
+    The agent must see both contacts (404 otherwise). This contact keeps its row, pointing at
+    the other (`merged_into`).
+    """
+
+    @extend_schema_serializer(component_name="ContactMergeInput")
+    class InputSerializer(serializers.Serializer):
+        into = serializers.IntegerField(min_value=1, help_text="The contact that remains.")
+
+    OutputSerializer = ContactDetailApi.OutputSerializer
+
+    @extend_schema(operation_id="contacts_merge", request=InputSerializer, responses=OutputSerializer)
+    def post(self, request: Request, contact_id: int) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        source = contact_get_for_agent(user=request.user, contact_id=contact_id)
+        target = contact_get_for_agent(user=request.user, contact_id=serializer.validated_data["into"])
+        contact_merge(source=source, target=target, by=request.user)
+        target = contact_get_for_agent(user=request.user, contact_id=target.pk)
+        conversations = ticket_list_for_contact(user=request.user, contact_id=target.pk)
+        return Response(self.OutputSerializer(target, context={"conversations": conversations}).data)
 
 
 # --- Realtime catch-up --------------------------------------------------------------------

@@ -11,6 +11,8 @@ from helpdesk.roles import MANAGERS_GROUP, is_manager
 from tickets.models import Tag, Ticket
 
 VIEWS = ("open", "mine", "unassigned", "pending", "solved", "all")
+# Reverse one-to-one accessors of channels_in's per-kind configs, named without importing it.
+INBOX_CHANNEL_CONFIGS = tuple(f"conversation__inbox__{name}" for name in ("email_channel", "sms_channel", "webchat_channel"))
 
 
 def inbox_ids_for_agent(user: AbstractBaseUser) -> list[int] | None:
@@ -62,8 +64,12 @@ def ticket_list(*, user: AbstractBaseUser, view: str = "open", status: str = "",
 
 
 def ticket_get_for_agent(*, user: AbstractBaseUser, ticket_id: int) -> Ticket:
-    """The ticket, or 404 when it does not exist or lies in an inbox the agent is not in."""
-    qs = tickets_for_agent(user).select_related("conversation__contact", "conversation__inbox", "assignee", "team")
+    """The ticket, or 404 when it does not exist or lies in an inbox the agent is not in.
+
+    The inbox's channel configs come along (outer joins, no extra query): the reply channels
+    and the header need them, and conversations must not import channels_in to ask.
+    """
+    qs = tickets_for_agent(user).select_related("conversation__contact", "assignee", "team", *INBOX_CHANNEL_CONFIGS)
     try:
         return qs.get(pk=ticket_id)
     except Ticket.DoesNotExist:

@@ -6,12 +6,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations import realtime
-from conversations.models import Contact, Inbox, Message
+from conversations.models import Contact, Conversation, Inbox, Message
 from conversations.services import (
     ApplicationError,
     IncomingMessage,
     attachments_store,
     conversation_create,
+    conversation_summary_recompute,
     message_receive,
     system_event_create,
 )
@@ -95,3 +96,38 @@ def _name(user: AbstractBaseUser | None) -> str:
     if user is None:
         return "nobody"
     return user.get_full_name() or user.get_username()
+
+
+def conversation_merge(*, source: Ticket, target: Ticket, by: AbstractBaseUser) -> Ticket:
+    """Merge conversation `source` into `target`: its messages (with their attachments) move
+    and interleave by time; the source is closed and points at the target (old links follow).
+
+    Web chat visitors of the source continue in the target. Both timelines record the merge;
+    both inboxes get a conversation.updated event. Permission to see both is the caller's check.
+    """
+    if source.pk == target.pk:
+        raise ApplicationError("A conversation cannot be merged into itself.")
+    with transaction.atomic():
+        locked = {t.pk: t for t in Ticket.objects.select_for_update(of=("self",)).select_related("conversation")
+                  .filter(pk__in=[source.pk, target.pk]).order_by("pk")}
+        source, target = locked[source.pk], locked[target.pk]
+        if target.conversation.merged_into_id is not None:
+            raise ApplicationError(f"#{target.pk} was merged into #{target.conversation.merged_into_id}: merge into that one instead.")
+        if source.conversation.merged_into_id is not None:
+            raise ApplicationError(f"#{source.pk} was already merged into #{source.conversation.merged_into_id}.")
+        now = timezone.now()
+        moved = Message.objects.filter(conversation_id=source.pk).update(conversation_id=target.pk)
+        source.conversation.visitors.update(conversation_id=target.pk)  # channels_in.Visitor (reverse accessor)
+        Conversation.objects.filter(pk=source.pk).update(merged_into_id=target.pk, merged_at=now)
+        if source.status != Ticket.Status.CLOSED:
+            source.status, source.solved_at = Ticket.Status.CLOSED, now
+            source.save(update_fields=["status", "solved_at", "updated_at"])
+        who = _name(by)
+        system_event_create(conversation=source.conversation, author=by, text=f"{who} merged this conversation into #{target.pk}.")
+        noun = "message" if moved == 1 else "messages"
+        system_event_create(conversation=target.conversation, author=by,
+                            text=f"{who} merged #{source.pk} into this conversation: {moved} {noun}.")
+        for ticket in (source, target):
+            conversation_summary_recompute(conversation_id=ticket.pk)
+            realtime.publish(type="conversation.updated", inbox_id=ticket.conversation.inbox_id, conversation_id=ticket.pk)
+    return target

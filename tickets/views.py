@@ -15,6 +15,7 @@ import nh3
 from django import forms
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.views import redirect_to_login
 from django.core import signing
 from django.db import transaction
@@ -27,11 +28,20 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 
 from conversations.html import html_with_cid_urls, sanitize_email_html
-from conversations.models import Attachment, Event, Message
-from conversations.services import ApplicationError, note_create, reply_create, reply_retry
+from conversations.models import Attachment, Channel, ContactIdentity, Conversation, Event, Message
+from conversations.selectors import channel_config, contact_get_for_agent, contact_identities, conversation_visitors, reply_channels
+from conversations.services import (
+    ApplicationError,
+    contact_merge,
+    conversation_mark_seen_by_agent,
+    note_create,
+    reply_channel_choose,
+    reply_create,
+    reply_retry,
+)
 from tickets.models import Ticket
 from tickets.selectors import VIEWS, assignee_get_for_ticket, message_get_for_agent, ticket_get_for_agent, ticket_list, timeline
-from tickets.services import ticket_assign, ticket_set_status
+from tickets.services import conversation_merge, ticket_assign, ticket_set_status
 
 PAGE_SIZE = 50
 
@@ -74,10 +84,21 @@ def dashboard(request: HttpRequest, conversation_id: int | None = None) -> HttpR
     # is then replayed by the first catch-up instead of being lost between the two reads.
     last_seq = _latest_seq()
     view = _view_param(request)
-    context: dict[str, object] = {"last_seq": last_seq, "views": _view_tabs(), **_list_context(request, view, conversation_id)}
+    ticket = None
     if conversation_id is not None:
-        context |= _conversation_context(request, conversation_id)
+        ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+        if ticket.conversation.merged_into_id is not None:
+            return _merged_redirect(request, ticket, "conversation")
+    context: dict[str, object] = {"last_seq": last_seq, "views": _view_tabs(), **_list_context(request, view, conversation_id)}
+    if ticket is not None:
+        context |= _conversation_context(request, ticket.pk, ticket=ticket)
     return render(request, "tickets/dashboard.html", context)
+
+
+def _merged_redirect(request: HttpRequest, ticket: Ticket, url_name: str) -> HttpResponse:
+    """Old links to a merged conversation lead to the one that holds its messages now."""
+    query = f"?{request.GET.urlencode()}" if request.GET else ""
+    return HttpResponseRedirect(reverse(url_name, args=[ticket.conversation.merged_into_id]) + query)
 
 
 @require_GET
@@ -93,7 +114,18 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
 @dashboard_csp
 def conversation_timeline(request: HttpRequest, conversation_id: int) -> HttpResponse:
     """The right pane for one conversation (header, timeline, composer), as a fragment."""
-    return render(request, "tickets/_conversation.html", _conversation_context(request, conversation_id))
+    ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+    if ticket.conversation.merged_into_id is not None:
+        return _merged_redirect(request, ticket, "conversation-timeline")
+    return render(request, "tickets/_conversation.html", _conversation_context(request, conversation_id, ticket=ticket))
+
+
+@require_POST
+def conversation_seen(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """The agent has the conversation's timeline on screen: a seen receipt for the customer."""
+    ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+    conversation_mark_seen_by_agent(conversation=ticket.conversation)
+    return HttpResponse(status=204)
 
 
 def _view_param(request: HttpRequest) -> str:
@@ -129,23 +161,55 @@ def _short_age(age: timedelta) -> str:
     return f"{seconds}s"
 
 
-def _conversation_context(request: HttpRequest, conversation_id: int) -> dict[str, object]:
-    ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
-    agents = list(ticket.conversation.inbox.members.order_by("first_name", "username"))
+def _conversation_context(request: HttpRequest, conversation_id: int, *, ticket: Ticket | None = None) -> dict[str, object]:
+    if ticket is None:
+        ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+    conversation = ticket.conversation
+    agents = list(conversation.inbox.members.order_by("first_name", "username"))
+    identities = contact_identities(conversation.contact)
+    # Only web chat inboxes have visitors: other inboxes skip the query.
+    visitors = conversation_visitors(conversation) if channel_config(conversation.inbox, "webchat_channel") else []
+    channels = reply_channels(conversation, identities=identities, visitors=visitors)
     return {
         "ticket": ticket,
-        "conversation": ticket.conversation,
+        "conversation": conversation,
         "entries": list(timeline(conversation_id=ticket.pk)),
         "agents": agents,
         "me_is_agent": any(agent.pk == request.user.pk for agent in agents),
         "statuses": Ticket.Status.choices,
+        "identities": [_identity_row(identity) for identity in identities],
+        "visitors": visitors,
+        "reply_channels": channels,
+        "reply_blocked": _reply_blocked_reason(channels),
     }
+
+
+def _identity_row(identity: ContactIdentity) -> dict[str, object]:
+    """What the header shows of one identity; an opted-out number gets its consent state."""
+    row: dict[str, object] = {"kind": identity.kind, "label": identity.get_kind_display(), "address": identity.address,
+                              "warning": ""}
+    if identity.kind == ContactIdentity.Kind.PHONE and identity.sms_opted_out_at:
+        when = timezone.localtime(identity.sms_opted_out_at).strftime("%Y-%m-%d")
+        row["warning"] = f"SMS opted out ({identity.sms_consent_keyword or 'STOP'}, {when})"
+    return row
+
+
+def _reply_blocked_reason(channels: list) -> str:
+    # The unavailable channels show their own reasons beside the selector.
+    if any(channel.available for channel in channels):
+        return ""
+    if channels:
+        return "No channel to reply on."
+    return "No channel to reply on: this inbox has no channel that reaches this customer."
 
 
 # Actions -------------------------------------------------------------------------------
 
 class ComposeForm(forms.Form):
     text = forms.CharField(max_length=100_000, strip=False)
+    # "via": the reply's channel; empty takes the default (checked by reply_channel_choose).
+    channel = forms.ChoiceField(choices=[("", "")] + [(c.value, c.label) for c in (Channel.EMAIL, Channel.SMS, Channel.WEBCHAT)],
+                                required=False)
     # "Submit as …": the status to leave the ticket in; empty keeps it.
     status = forms.ChoiceField(choices=[("", "")] + Ticket.Status.choices, required=False)
 
@@ -157,13 +221,22 @@ class StatusForm(forms.Form):
 @require_POST
 @dashboard_csp
 def conversation_reply(request: HttpRequest, conversation_id: int) -> HttpResponse:
-    return _compose(request, conversation_id, write=reply_create)
+    return _compose(request, conversation_id, write=_reply_via)
+
+
+def _reply_via(*, conversation: Conversation, author: AbstractBaseUser, text: str, channel: str = "") -> Message:
+    chosen = reply_channel_choose(conversation=conversation, channel=channel or None)
+    return reply_create(conversation=conversation, author=author, text=text, channel=chosen)
+
+
+def _note(*, conversation: Conversation, author: AbstractBaseUser, text: str, channel: str = "") -> Message:
+    return note_create(conversation=conversation, author=author, text=text)
 
 
 @require_POST
 @dashboard_csp
 def conversation_note(request: HttpRequest, conversation_id: int) -> HttpResponse:
-    return _compose(request, conversation_id, write=note_create)
+    return _compose(request, conversation_id, write=_note)
 
 
 def _compose(request: HttpRequest, conversation_id: int, *, write: Callable[..., Message]) -> HttpResponse:
@@ -174,7 +247,8 @@ def _compose(request: HttpRequest, conversation_id: int, *, write: Callable[...,
     try:
         # One use case: "Submit as Solved" writes the reply and the status, or neither.
         with transaction.atomic():
-            write(conversation=ticket.conversation, author=request.user, text=form.cleaned_data["text"])
+            write(conversation=ticket.conversation, author=request.user, text=form.cleaned_data["text"],
+                  channel=form.cleaned_data["channel"])
             if form.cleaned_data["status"]:
                 ticket_set_status(ticket=ticket, status=form.cleaned_data["status"], by=request.user)
     except ApplicationError as err:
@@ -205,6 +279,39 @@ def conversation_assign(request: HttpRequest, conversation_id: int) -> HttpRespo
         if assignee is None:
             return _action_failed(request, ticket.pk, "That agent does not work this inbox.")
     ticket_assign(ticket=ticket, assignee=assignee, by=request.user)
+    return _action_done(request, ticket.pk)
+
+
+@require_POST
+@dashboard_csp
+def conversation_merge_into(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """Merge this conversation into another one (by its number); the page then shows the target."""
+    source = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+    raw = request.POST.get("into", "").strip().lstrip("#")
+    if not raw.isdigit():
+        return _action_failed(request, source.pk, "Give the number of the conversation to merge into.")
+    target = ticket_get_for_agent(user=request.user, ticket_id=int(raw))  # 404 outside the agent's inboxes
+    try:
+        conversation_merge(source=source, target=target, by=request.user)
+    except ApplicationError as err:
+        return _action_failed(request, source.pk, str(err))
+    return _action_done(request, target.pk)
+
+
+@require_POST
+@dashboard_csp
+def contact_merge_into(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """Merge the conversation's contact into another contact (by its id)."""
+    ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+    raw = request.POST.get("into", "").strip().lstrip("#")
+    if not raw.isdigit():
+        return _action_failed(request, ticket.pk, "Give the id of the contact to merge into.")
+    source = contact_get_for_agent(user=request.user, contact_id=ticket.conversation.contact_id)
+    target = contact_get_for_agent(user=request.user, contact_id=int(raw))  # 404 unless the agent sees it
+    try:
+        contact_merge(source=source, target=target, by=request.user)
+    except ApplicationError as err:
+        return _action_failed(request, ticket.pk, str(err))
     return _action_done(request, ticket.pk)
 
 

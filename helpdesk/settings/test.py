@@ -33,5 +33,6 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 # Nothing consumes this broker: tests/conftest.py runs enqueued tasks in-process on demand,
-# and integration tests point the app at a real Redis.
-CELERY_BROKER_URL = "memory://"
+# and integration tests point the app at a real Redis. The browser tests' ASGI server
+# publishes to the Redis their Celery worker consumes (TEST_CELERY_BROKER_URL).
+CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL") or "memory://"

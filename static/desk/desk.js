@@ -79,6 +79,7 @@ const refreshConversation = serialised(async () => {
   if (response.status === 404) return; // moved out of the agent's inboxes
   if (!response.ok) return;
   applyConversation(parse(await response.text()));
+  markSeen();
 });
 
 // Keeps what the agent is doing (composer text, open formatted views, scroll position):
@@ -86,11 +87,17 @@ const refreshConversation = serialised(async () => {
 function applyConversation(fragment, { force = false } = {}) {
   const conv = document.getElementById("conv");
   const fresh = fragment.getElementById("conv");
-  if (!conv || !fresh || fresh.dataset.conversationId !== conv.dataset.conversationId) return;
+  if (!conv || !fresh) return;
+  if (fresh.dataset.conversationId !== conv.dataset.conversationId) {
+    // An action moved us to another conversation (a merge): show that one instead.
+    if (force) showConversation(fragment, Number(fresh.dataset.conversationId), { push: true });
+    return;
+  }
   const head = document.getElementById("conv-head");
   // A select the agent is choosing in would close under them: that header waits for the next refresh.
   if (force || !head.contains(document.activeElement)) {
     head.replaceWith(fragment.getElementById("conv-head"));
+    renderTyping();
   }
   const scroller = document.getElementById("conv-scroll");
   const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
@@ -121,6 +128,12 @@ async function openConversation(id, { push = true } = {}) {
   const response = await fetchFragment(`/c/${id}/timeline`);
   if (!response.ok) return;
   const fragment = parse(await response.text());
+  // A merged conversation's timeline redirects to the one that holds its messages now.
+  const fresh = fragment.getElementById("conv");
+  showConversation(fragment, fresh ? Number(fresh.dataset.conversationId) : id, { push, replace: !push && fresh && Number(fresh.dataset.conversationId) !== id });
+}
+
+function showConversation(fragment, id, { push = true, replace = false } = {}) {
   const pane = document.getElementById("pane");
   pane.replaceChildren(fragment);
   const conv = document.getElementById("conv");
@@ -128,7 +141,12 @@ async function openConversation(id, { push = true } = {}) {
   document.querySelectorAll(".conv-item").forEach((li) => li.classList.toggle("is-selected", li.dataset.conversationId === String(id)));
   const scroller = document.getElementById("conv-scroll");
   scroller.scrollTop = scroller.scrollHeight;
-  if (push) history.pushState({ conversation: id, view: state.view }, "", `/c/${id}/?view=${encodeURIComponent(state.view)}`);
+  const url = `/c/${id}/?view=${encodeURIComponent(state.view)}`;
+  if (push) history.pushState({ conversation: id, view: state.view }, "", url);
+  else if (replace) history.replaceState({ conversation: id, view: state.view }, "", url);
+  typingStop();
+  renderTyping();
+  markSeen();
 }
 
 function selectView(view, { push = true } = {}) {
@@ -241,7 +259,7 @@ document.addEventListener("submit", async (event) => {
       return;
     }
     if (error) error.hidden = true;
-    if (form.matches("[data-composer]")) form.querySelector("textarea").value = "";
+    if (form.matches("[data-composer]")) { form.querySelector("textarea").value = ""; typingStop(); }
     applyConversation(parse(await response.text()), { force: true });
     refreshList();
   } catch (err) {
@@ -309,6 +327,7 @@ function connect() {
   socket.addEventListener("message", (message) => {
     const data = JSON.parse(message.data);
     if (data.type === "event") handleEvent(data);
+    else if (data.type === "typing") typingReceived(data);
     else if (data.type === "pong") state.awaitingPong = false;
   });
   socket.addEventListener("close", () => {
@@ -349,7 +368,96 @@ function disconnect() {
   setConnection("offline", "Offline");
 }
 
+// Seen receipts ---------------------------------------------------------------------------
+// The agent has the timeline on screen: the customer's widget may show "Seen".
+
+function csrfToken() {
+  const input = document.querySelector("input[name=csrfmiddlewaretoken]");
+  return input ? input.value : "";
+}
+
+let lastSeen = { id: null, at: 0 };
+function markSeen() {
+  const id = openConversationId();
+  if (!id || document.visibilityState !== "visible") return;
+  const now = Date.now();
+  if (lastSeen.id === id && now - lastSeen.at < 2000) return; // a burst of refreshes: one receipt
+  lastSeen = { id, at: now };
+  fetch(`/c/${id}/seen`, { method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrfToken() } }).catch(() => {});
+}
+document.addEventListener("visibilitychange", markSeen);
+
+// Typing, both ways ---------------------------------------------------------------------
+// Ours: true while the agent writes a public reply (re-sent every few seconds so a widget
+// that joined late learns it), false after 3 s idle or on send. Theirs: "… is typing…" in
+// the open conversation, hidden after 6 s without news (a lost "false" must not stick).
+
+const TYPING_RESEND_MS = 2500;
+const TYPING_IDLE_MS = 3000;
+const TYPING_SHOW_MS = 6000;
+const typing = { conversationId: null, sentAt: 0, idleTimer: null, shown: null, hideTimer: null };
+
+function sendFrame(frame) {
+  const socket = state.socket;
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+}
+
+function composerInReplyMode() {
+  const mode = document.querySelector("#composer input[name=mode]:checked");
+  return !mode || mode.value === "reply";
+}
+
+function typingInput() {
+  const id = openConversationId();
+  if (!id || !composerInReplyMode()) return; // internal notes are nobody's business
+  const now = Date.now();
+  if (typing.conversationId !== id || now - typing.sentAt > TYPING_RESEND_MS) {
+    if (typing.conversationId && typing.conversationId !== id) typingStop();
+    sendFrame({ type: "typing", conversation_id: id, typing: true });
+    typing.conversationId = id;
+    typing.sentAt = now;
+  }
+  clearTimeout(typing.idleTimer);
+  typing.idleTimer = setTimeout(typingStop, TYPING_IDLE_MS);
+}
+
+function typingStop() {
+  clearTimeout(typing.idleTimer);
+  if (typing.conversationId) sendFrame({ type: "typing", conversation_id: typing.conversationId, typing: false });
+  typing.conversationId = null;
+  typing.sentAt = 0;
+}
+
+document.addEventListener("input", (event) => {
+  if (event.target.matches("#composer textarea")) typingInput();
+});
+document.addEventListener("change", (event) => {
+  if (event.target.matches("#composer input[name=mode]") && !composerInReplyMode()) typingStop();
+});
+
+function typingReceived(data) {
+  if (data.typing && data.conversation_id !== openConversationId()) return; // shown only where it is read
+  clearTimeout(typing.hideTimer);
+  if (data.typing) {
+    const who = data.name || (data.who === "visitor" ? "The visitor" : "Another agent");
+    typing.shown = { conversationId: data.conversation_id, text: data.who === "agent" ? `${who} is typing a reply…` : `${who} is typing…` };
+    typing.hideTimer = setTimeout(() => { typing.shown = null; renderTyping(); }, TYPING_SHOW_MS);
+  } else if (typing.shown && typing.shown.conversationId === data.conversation_id) {
+    typing.shown = null;
+  }
+  renderTyping();
+}
+
+function renderTyping() {
+  const line = document.getElementById("typing");
+  if (!line) return;
+  const shown = typing.shown && typing.shown.conversationId === openConversationId() ? typing.shown : null;
+  line.textContent = shown ? shown.text : "";
+  line.hidden = !shown;
+}
+
 // For the browser tests and for debugging from the console.
 window.desk = { connect, disconnect, catchUp, refreshList, refreshConversation, get lastSeq() { return state.lastSeq; } };
 
 if (body.dataset.wsPath) connect();
+markSeen(); // a page loaded with a conversation open

@@ -2,7 +2,9 @@
 
 One Redis, one server and one browser for the whole package (started on first use, stopped
 when the package is done). The server is a subprocess; a realtime push from this process
-reaches it through the Redis channel layer, as between two production processes.
+reaches it through the Redis channel layer, as between two production processes. The widget
+tests add a Celery worker (module-scoped) on the same Redis and database, a fake Postmark
+for its mail, and a host site on another origin that embeds the widget.
 
 Playwright's sync API keeps an asyncio loop running in this thread while the browser is
 open, which makes Django refuse ORM calls here (SynchronousOnlyOperation) and asgiref
@@ -27,12 +29,17 @@ from django.db import connection
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from helpdesk.settings.integrations.channels import CHANNEL_LAYERS as REDIS_CHANNEL_LAYERS
-from tests.browser.helpers import PixelCounter, free_port, wait_until
+from tests.browser.helpers import HostSite, PixelCounter, free_port, wait_until
+from tests.fakes.postmark import FakePostmark
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 REPO = Path(__file__).resolve().parents[2]
+CELERY = str(Path(sys.executable).with_name("celery"))
+# Killed with the test process, so an interrupted run leaves no worker behind.
+DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "KILL"]
+ATTACHMENT_MAX_BYTES = 1_000_000
 
 
 @pytest.fixture(scope="package")
@@ -62,24 +69,44 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="package")
-def asgi_server(django_db_setup, django_db_blocker, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """uvicorn serving helpdesk.asgi on the test database; yields its base URL."""
+def broker_url(redis_url: str) -> str:
+    """Celery's queues: the same Redis as the channel layer, another database."""
+    return redis_url.rpartition("/")[0] + "/1"
+
+
+@pytest.fixture(scope="package")
+def server_env(django_db_setup, django_db_blocker, redis_url: str, broker_url: str) -> dict[str, str]:
+    """The environment of the processes that stand in for production: the test database, Redis."""
     with django_db_blocker.unblock():
         db_name = str(connection.settings_dict["NAME"])
+        engine = str(connection.settings_dict["ENGINE"])
     if connection.vendor == "sqlite":
         database_url = f"sqlite:///{db_name}"
     else:  # the same server as DATABASE_URL, its test database
         database_url = urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{db_name}").geturl()
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("uvicorn") / "server.log"
-    env = {
+    return {
         **os.environ,
+        # The server's own address: links it builds (the widget's signed file URLs) point at it.
+        "SITE_URL": f"http://127.0.0.1:{free_port()}",
         "DJANGO_SETTINGS_MODULE": "helpdesk.settings.test",
         "DATABASE_URL": database_url,
+        "TEST_DATABASE_ENGINE": engine,
         "TEST_DATABASE_NAME": db_name,
         "TEST_CHANNEL_LAYER_REDIS_URL": redis_url,
+        # Replies are enqueued on Redis; only the widget tests run a worker that takes them.
+        "TEST_CELERY_BROKER_URL": broker_url,
+        # Small enough for a browser test to send a file over the limit.
+        "ATTACHMENT_MAX_BYTES": str(ATTACHMENT_MAX_BYTES),
         "PYTHONUNBUFFERED": "1",
     }
+
+
+@pytest.fixture(scope="package")
+def asgi_server(server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """uvicorn serving helpdesk.asgi on the test database; yields its base URL."""
+    port = urlsplit(server_env["SITE_URL"]).port
+    log_path = tmp_path_factory.mktemp("uvicorn") / "server.log"
+    env = dict(server_env)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "helpdesk.asgi:application", "--host", "127.0.0.1", "--port", str(port),
@@ -126,6 +153,63 @@ def browser() -> Iterator[Browser]:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         else:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(scope="module")
+def fake_postmark() -> Iterator[FakePostmark]:
+    """Postmark's send API for the worker's anymail backend (tests.integration.worker_settings)."""
+    fake = FakePostmark().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def celery_worker(server_env: dict[str, str], broker_url: str, fake_postmark: FakePostmark,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen]:
+    """A real worker on the server's broker and database: it delivers replies and processes webhooks.
+
+    Module-scoped: the dashboard tests process stored events themselves and must not race a
+    worker. What they left queued is dropped before this worker starts.
+    """
+    import redis
+
+    with redis.Redis.from_url(broker_url) as client:
+        client.flushdb()
+    log_path = tmp_path_factory.mktemp("celery") / "worker.log"
+    env = {
+        **server_env,
+        "DJANGO_SETTINGS_MODULE": "tests.integration.worker_settings",
+        "TEST_POSTMARK_API_URL": fake_postmark.url,
+        "TEST_POSTMARK_SERVER_TOKEN": fake_postmark.token,
+        "PYTHONPATH": str(REPO),
+    }
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [*DIE_WITH_PARENT, CELERY, "-A", "helpdesk", "worker", "-Q", "inbound,outbound,default", "--pool", "solo",
+             "-n", "browser@%h", "--without-mingle", "--without-gossip", "--without-heartbeat", "-l", "INFO"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"celery worker exited with {proc.returncode}:\n{log_path.read_text()}")
+        return " ready." in log_path.read_text(errors="replace")
+
+    try:
+        wait_until(ready, timeout=30, what="celery worker")
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait(10)
+        output = log_path.read_text(errors="replace")
+        if "Traceback" in output:
+            sys.stderr.write(f"\n--- celery worker log ---\n{output[-8000:]}\n")
+
+
+@pytest.fixture(scope="package")
+def host_site() -> Iterator[HostSite]:
+    with HostSite() as site:
+        yield site
 
 
 @pytest.fixture

@@ -102,3 +102,53 @@ class PixelCounter:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class HostSite:
+    """A customer's web site on another origin than the desk: plain HTML pages, nothing else.
+
+    Served on 127.0.0.1 and addressed as http://localhost:<port>, while the desk runs on
+    http://127.0.0.1:<port>: a different origin for the browser, with no DNS involved.
+    """
+
+    def __init__(self) -> None:
+        self.pages: dict[str, tuple[str, dict[str, str]]] = {}
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                page = site.pages.get(self.path.partition("?")[0])
+                if page is None:
+                    self.send_error(404)
+                    return
+                body, headers = page
+                payload = body.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.origin = f"http://localhost:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def serve(self, path: str, html: str, **headers: str) -> str:
+        """Publish a page; returns its URL."""
+        self.pages[path] = (html, {name.replace("_", "-"): value for name, value in headers.items()})
+        return f"{self.origin}{path}"
+
+    def __enter__(self) -> "HostSite":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,9 +1,11 @@
 """The demo data behind `make run`: idempotent, consistent, varied, and quiet (no mail, no tasks)."""
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta
 from io import StringIO
 from itertools import takewhile
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -11,14 +13,17 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from channels_in.models import EmailChannel, InboundEvent
+from channels_in.management.commands.seed_demo import Command
+from channels_in.models import EmailChannel, InboundEvent, SmsChannel, Visitor, WebChatChannel
 from conversations.models import Contact, ContactIdentity, Conversation, Event, Inbox, Message
 from helpdesk.roles import is_manager
-from tickets.models import Tag, Team, Ticket
+from tickets.calendars import is_open
+from tickets.models import BusinessCalendar, Tag, Team, Ticket
 
 pytestmark = pytest.mark.django_db
 
-MODELS = (get_user_model(), Inbox, EmailChannel, Team, Tag, Contact, ContactIdentity, Conversation, Ticket, Message, Event)
+MODELS = (get_user_model(), Inbox, EmailChannel, SmsChannel, WebChatChannel, Visitor, BusinessCalendar, Team, Tag, Contact,
+          ContactIdentity, Conversation, Ticket, Message, Event)
 FACING = (Message.Kind.INBOUND, Message.Kind.OUTBOUND)
 
 
@@ -87,7 +92,7 @@ class TestSeedDemo:
         assert set(tickets.values_list("assignee__username", flat=True)) == {None, "alice", "bob", "carol"}
         assert set(tickets.values_list("team__name", flat=True)) == {None, "Billing", "Technical"}
         assert Tag.objects.filter(tickets__isnull=False).distinct().count() >= 10
-        assert set(outbound.values_list("delivery_status", flat=True)) == {"sent", "delivered", "failed"}
+        assert set(outbound.values_list("delivery_status", flat=True)) == {"sent", "delivered", "failed", "read"}
         assert "550 5.1.1" in failed.delivery_error
         assert not outbound.filter(external_id__isnull=True).exclude(pk=failed.pk).exists()
         assert Message.objects.filter(kind=Message.Kind.NOTE).exists()
@@ -124,3 +129,57 @@ class TestSeedDemo:
         with pytest.raises(CommandError, match="production"):
             seed()
         assert counts()["Conversation"] == 0
+
+
+class TestSeedDemoWebChat:
+    def test_web_chat_inbox_answers_by_chat_email_and_sms(self) -> None:
+        output = seed()
+        widget = WebChatChannel.objects.select_related("inbox", "calendar").get(inbox__name="Website chat")
+        inbox = widget.inbox
+
+        assert inbox.kind == "webchat"
+        assert widget.origins == ["*"] and widget.pre_chat_form
+        assert (widget.calendar.time_zone, len(widget.calendar.intervals)) == ("Europe/Berlin", 5)
+        assert is_open(widget.calendar, datetime(2026, 3, 2, 9, 30, tzinfo=ZoneInfo("Europe/Berlin")))  # a Monday
+        assert not is_open(widget.calendar, datetime(2026, 3, 7, 12, 0, tzinfo=ZoneInfo("Europe/Berlin")))  # a Saturday
+        assert inbox.email_channel.address == "chat@acme.test"
+        sms = inbox.sms_channel
+        assert re.fullmatch(r"AC[0-9a-f]{32}", sms.account_sid) and sms.auth_token
+        assert re.fullmatch(r"\+1\d{3}5550\d{3}", sms.phone_number)
+        assert set(inbox.members.values_list("username", flat=True)) == {"alice", "bob", "carol", "maria"}
+        snippet = f'<script src="http://127.0.0.1:8000/static/widget/widget.js" data-key="{widget.public_key}" async></script>'
+        assert snippet in output
+
+    def test_chat_and_sms_conversations_show_the_new_channels(self) -> None:
+        seed()
+        inbox = Inbox.objects.get(name="Website chat")
+        messages = Message.objects.filter(conversation__inbox=inbox)
+
+        assert 3 <= Conversation.objects.filter(inbox=inbox).count() <= 8
+        assert {"webchat", "sms", "email"} <= set(messages.values_list("channel", flat=True))
+        assert messages.filter(kind=Message.Kind.OUTBOUND, delivery_status="read").exists()  # "Seen"
+        # A number that texted STOP: the consent the agent sees, and the reason a reply is refused.
+        stopped = ContactIdentity.objects.get(kind="phone", sms_opted_out_at__isnull=False)
+        assert stopped.sms_consent_keyword == "STOP"
+        # One customer across channels: a chat answered by email, in the same conversation.
+        crossed = Conversation.objects.get(inbox=inbox, messages__channel="email")
+        assert set(crossed.messages.filter(kind=Message.Kind.INBOUND).values_list("channel", flat=True)) == {"webchat", "email"}
+        assert crossed.contact.identities.filter(kind="email", address=crossed.contact.email).exists()
+        assert Visitor.objects.filter(conversation=crossed, external_user_id__gt="").exists()
+        # Chat visitors' pre-chat emails are not identities (nothing proved them).
+        for visitor in Visitor.objects.exclude(conversation=crossed).exclude(email=""):
+            assert not ContactIdentity.objects.filter(kind="email", address=visitor.email).exists()
+
+    def test_a_desk_seeded_before_the_web_chat_inbox_gets_it_once(self) -> None:
+        Command()._seed_without_pushes(email=True, chat=False)  # as the email-only version left it
+        assert not Inbox.objects.filter(name="Website chat").exists()
+        before = Conversation.objects.count()
+
+        output = seed()
+        after = counts()
+        seed()
+
+        assert "Seeded demo data" in output
+        assert Inbox.objects.filter(name="Website chat").count() == 1
+        assert Conversation.objects.count() > before
+        assert counts() == after

@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
-from urllib.parse import urlsplit
 
 import pytest
 from asgiref.sync import async_to_sync
-from asgiref.testing import ApplicationCommunicator
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
 from channels_in import widget
@@ -21,37 +19,6 @@ from conversations.services import reply_create
 from helpdesk.asgi import application
 from tests.channels_in.test_widget_http import SITE, clock_at, make_webchat
 from tests.factories import UserFactory
-
-
-class WebsocketCommunicator(ApplicationCommunicator):
-    """A WebSocket client speaking ASGI to the application, as channels.testing's does
-    (that module needs daphne, which the desk does not install)."""
-
-    def __init__(self, app, path: str, headers: list | None = None, subprotocols: list | None = None) -> None:
-        parsed = urlsplit(path)
-        scope = {"type": "websocket", "path": parsed.path, "query_string": parsed.query.encode(),
-                 "headers": headers or [], "subprotocols": subprotocols or []}
-        super().__init__(app, scope)
-
-    async def connect(self, timeout: float = 3) -> tuple[bool, object]:
-        await self.send_input({"type": "websocket.connect"})
-        response = await self.receive_output(timeout)
-        if response["type"] == "websocket.close":
-            return False, response.get("code", 1000)
-        assert response["type"] == "websocket.accept", response
-        return True, response.get("subprotocol")
-
-    async def send_json_to(self, data: dict) -> None:
-        await self.send_input({"type": "websocket.receive", "text": json.dumps(data)})
-
-    async def receive_json_from(self, timeout: float = 3) -> dict:
-        response = await self.receive_output(timeout)
-        assert response["type"] == "websocket.send", response
-        return json.loads(response["text"])
-
-    async def disconnect(self, code: int = 1000, timeout: float = 3) -> None:
-        await self.send_input({"type": "websocket.disconnect", "code": code})
-        await self.wait(timeout)
 
 
 # The consumer runs its ORM calls in worker threads: they must see committed rows.

@@ -67,7 +67,7 @@ def test_row_shape(api, inbox):
     row = api.get("/api/v1/contacts/").json()["results"][0]
 
     assert row == {"id": contact.pk, "name": "Jane Roe", "email": "jane@example.org", "phone": "+15550001",
-                   "created_at": contact.created_at.isoformat().replace("+00:00", "Z")}
+                   "created_at": contact.created_at.isoformat().replace("+00:00", "Z"), "merged_into": None}
 
 
 @pytest.mark.parametrize("q", ["jane", "ROE", "jroe@exam", "5550001"])
@@ -130,8 +130,10 @@ def test_detail_with_identities_and_visible_conversations(api, agent, inbox):
 
     assert {k: body[k] for k in ("id", "name", "email", "phone")} == {
         "id": contact.pk, "name": "Jane Roe", "email": "jane@example.org", "phone": ""}
-    assert body["identities"] == [{"kind": "email", "address": "jane@example.org"},
-                                  {"kind": "phone", "address": "+15550001"}]
+    assert body["identities"] == [
+        {"kind": "email", "address": "jane@example.org", "sms_opted_out_at": None, "sms_consent_keyword": ""},
+        {"kind": "phone", "address": "+15550001", "sms_opted_out_at": None, "sms_consent_keyword": ""},
+    ]
     assert [c["id"] for c in body["conversations"]] == [newer.pk, older.pk]
     assert body["conversations"][0] == {
         "id": newer.pk,

@@ -14,12 +14,15 @@ PATHS = {
     "/api/v1/conversations/{conversation_id}/": {"get"},
     "/api/v1/conversations/{conversation_id}/messages/": {"get"},
     "/api/v1/conversations/{conversation_id}/reply/": {"post"},
+    "/api/v1/conversations/{conversation_id}/reply-channels/": {"get"},
+    "/api/v1/conversations/{conversation_id}/merge/": {"post"},
     "/api/v1/conversations/{conversation_id}/notes/": {"post"},
     "/api/v1/conversations/{conversation_id}/status/": {"post"},
     "/api/v1/conversations/{conversation_id}/assign/": {"post"},
     "/api/v1/messages/{message_id}/retry/": {"post"},
     "/api/v1/contacts/": {"get"},
     "/api/v1/contacts/{contact_id}/": {"get"},
+    "/api/v1/contacts/{contact_id}/merge/": {"post"},
     "/api/v1/events/": {"get"},
 }
 

@@ -12,14 +12,16 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from conversations.models import Channel, Event, Message
+from conversations.models import Channel, ContactIdentity, Event, Message
 from helpdesk.roles import MANAGERS_GROUP
 from tests.clients import api_client_for, manager_client
 from tests.factories import (
     AttachmentFactory,
     ContactFactory,
+    EmailChannelFactory,
     InboxFactory,
     MessageFactory,
+    SmsChannelFactory,
     TeamFactory,
     TicketFactory,
     UserFactory,
@@ -33,7 +35,8 @@ DELIVER = "channels_in.outbound_deliver"
 
 @pytest.fixture
 def inbox():
-    return InboxFactory(name="Billing", kind=Channel.EMAIL)
+    # With its email address: replies need a channel the conversation can be answered on.
+    return EmailChannelFactory(inbox__name="Billing", inbox__kind=Channel.EMAIL).inbox
 
 
 @pytest.fixture
@@ -160,6 +163,7 @@ def test_list_row_shape(api, agent, inbox):
         "waiting_since": conversation.waiting_since.isoformat().replace("+00:00", "Z"),
         "message_count": 3,
         "created_at": conversation.created_at.isoformat().replace("+00:00", "Z"),
+        "merged_into": None,
     }
 
 
@@ -390,7 +394,9 @@ def test_reply_is_queued_and_delivery_enqueued_after_commit(api, agent, inbox, t
 
 
 def test_reply_over_another_channel(api, inbox, django_capture_on_commit_callbacks):
+    SmsChannelFactory(inbox=inbox)
     ticket = ticket_in(inbox)
+    ContactIdentity.objects.create(contact=ticket.conversation.contact, kind="phone", address="+14155550123")
 
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post(url(ticket, "reply"), {"text": "Texting you", "channel": "sms"}, format="json")

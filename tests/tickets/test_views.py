@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from conversations.models import Channel, Event, Message
 from conversations.services import IncomingAttachment, attachments_store
-from tests.factories import ContactFactory, InboxFactory, MessageFactory, TicketFactory, UserFactory
+from tests.factories import ContactFactory, EmailChannelFactory, InboxFactory, MessageFactory, TicketFactory, UserFactory
 from tickets.models import Tag, Ticket
 from tickets.views import DASHBOARD_CSP
 
@@ -25,7 +25,8 @@ def agent():
 
 @pytest.fixture
 def inbox(agent):
-    inbox = InboxFactory(name="Support")
+    # With its email address: a reply needs a channel that reaches the customer.
+    inbox = EmailChannelFactory(inbox__name="Support").inbox
     inbox.members.add(agent)
     return inbox
 
@@ -224,6 +225,9 @@ def test_timeline_fragment_shows_every_kind_of_message(agent_client, ticket, age
     MessageFactory(conversation=conversation, kind=Message.Kind.SYSTEM, channel=Channel.INTERNAL, text="Alice changed the status")
     sms = MessageFactory(conversation=conversation, kind=Message.Kind.INBOUND, channel=Channel.SMS, text="sent from my phone")
     attachments_store(message=sms, attachments=(IncomingAttachment(filename="invoice.pdf", content=b"%PDF-1.4\n%%EOF\n"),))
+    MessageFactory(conversation=conversation, kind=Message.Kind.INBOUND, channel=Channel.WEBCHAT, text="typed in the widget")
+    MessageFactory(conversation=conversation, kind=Message.Kind.OUTBOUND, channel=Channel.WEBCHAT, author_user=agent,
+                   text="Seen one", delivery_status=Message.DeliveryStatus.READ)
 
     response = agent_client.get(f"/c/{ticket.pk}/timeline")
 
@@ -232,18 +236,22 @@ def test_timeline_fragment_shows_every_kind_of_message(agent_client, ticket, age
     page = html_text(response)
     items = dict(re.findall(r'<li class="msg (msg-\w+)" id="m-\d+"(.*?)</li> (?=<li class="msg|</ol>)', page))
     assert set(items) == {"msg-inbound", "msg-outbound", "msg-note", "msg-system"}
-    assert page.count('<span class="badge ch-email">Email</span>') == 3
-    assert '<span class="badge ch-sms">SMS</span>' in page and '<span class="badge ch-internal">Internal</span>' in page
+    assert page.count('<span class="badge ch-email" data-testid="message-channel">Email</span>') == 3
+    # Every message says which channel it came or went through.
+    badge = '<span class="badge ch-{}" data-testid="message-channel">{}</span>'
+    assert badge.format("sms", "SMS") in page and badge.format("internal", "Internal") in page
+    assert page.count(badge.format("webchat", "Web chat")) == 2
+    assert '<span class="delivery dl-read" title="Delivery status" data-testid="delivery-status">Seen</span>' in page
     assert '<div class="text" data-part="short">New part</div>' in page
     assert 'data-part="full" hidden>New part On Monday Jane wrote: &gt; old part</div>' in page
     assert 'data-action="toggle-full" aria-expanded="false">Show full message</button>' in page
     assert 'data-action="toggle-html" aria-expanded="false">View formatted</a>' in page
     assert "threaded by: In-Reply-To header" in page
     assert "Attachment huge.bin (12.0 MB) was refused" in page
-    assert '<span class="delivery dl-failed" title="Delivery status">Failed</span>' in page
+    assert '<span class="delivery dl-failed" title="Delivery status" data-testid="delivery-status">Failed</span>' in page
     assert '<span class="delivery-error">550 mailbox unavailable</span>' in page
     assert f'action="/messages/{failed.pk}/retry"' in page and page.count(">Retry</button>") == 1
-    assert '<span class="delivery dl-delivered" title="Delivery status">Delivered</span>' in page
+    assert '<span class="delivery dl-delivered" title="Delivery status" data-testid="delivery-status">Delivered</span>' in page
     assert "<span class=\"kind\">Internal note</span>" in page and "Call them" in page
     assert "Alice changed the status" in page
     attachment = sms.attachments.get()
@@ -269,10 +277,13 @@ def _messages(ticket, count: int) -> None:
 def test_timeline_query_count_does_not_grow_with_messages(agent_client, ticket, count, django_assert_num_queries):
     _messages(ticket, count)
     # 1 session, 2 user, 3 manager group check, 4 the agent's inbox ids,
-    # 5 the ticket with conversation, contact, inbox, assignee and team (permission check),
-    # 6 the inbox's agents (assignee choices), 7 the messages with their authors,
-    # 8 their attachments (prefetch).
-    with django_assert_num_queries(8):
+    # 5 the ticket with conversation, contact, inbox, its channel configs, assignee and team
+    # (permission check), 6 the inbox's agents (assignee choices), 7 the contact's identities
+    # (header), 8 the channel of the latest customer message (default reply channel),
+    # 9 the messages with their authors, 10 their attachments (prefetch).
+    # (An inbox with an SMS number adds the SMS recipient and its consent; one with web chat
+    # its visitors: see test_timeline_query_count_with_every_channel.)
+    with django_assert_num_queries(10):
         response = agent_client.get(f"/c/{ticket.pk}/timeline")
 
     assert response.content.decode().count('<li class="msg ') == count

@@ -1,7 +1,8 @@
-"""Demo data for `make run`: an email inbox, a team of agents and ~50 conversations with history.
+"""Demo data for `make run`: an email inbox, a web chat inbox (which also answers by email and
+SMS), a team of agents and ~55 conversations with history.
 
-Idempotent: once the demo inbox exists the command changes nothing (it only prints the
-logins again). Everything lands in one transaction, so an interrupted run leaves nothing
+Idempotent: once a demo inbox exists the command leaves it alone (it only prints the logins
+and the widget snippet again); each inbox is seeded once. Everything lands in one transaction, so an interrupted run leaves nothing
 half-seeded and the next run starts over.
 
 Customer messages, notes, assignments and status changes go through the services, so the
@@ -28,14 +29,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from channels_in.models import EmailChannel
+from channels_in.models import EmailChannel, SmsChannel, Visitor, WebChatChannel
 from conversations import realtime
 from conversations.html import fold_quoted_text
 from conversations.models import Channel, Contact, ContactIdentity, Conversation, Event, Inbox, Message
 from conversations.services import IncomingMessage, contact_get_or_create, email_message_id_new, note_create
 from conversations.threading import ThreadMatch
 from helpdesk.roles import MANAGERS_GROUP
-from tickets.models import Tag, Team, Ticket
+from tickets.models import BusinessCalendar, Tag, Team, Ticket
 from tickets.services import inbound_message_record, ticket_assign, ticket_set_status
 
 DEMO_ADDRESS = "support@acme.test"
@@ -51,6 +52,74 @@ AGENTS = (
 )
 MANAGER = ("maria", "Maria", "Mendes")
 ADMIN = "admin"
+
+CHAT_INBOX = "Website chat"
+CHAT_ADDRESS = "chat@acme.test"
+CHAT_CALENDAR = "Website chat hours"
+CHAT_SMS_NUMBER = "+12025550100"  # 555-01xx: reserved for fiction
+# A demo Twilio account: the shape of a real SID ("AC" + 32 hex), nothing Twilio knows.
+CHAT_SMS_ACCOUNT_SID = "AC" + "d3e0" * 8
+CHAT_SMS_AUTH_TOKEN = "demo-auth-token-not-a-secret"
+WIDGET_SNIPPET = '<script src="http://127.0.0.1:8000/static/widget/widget.js" data-key="{key}" async></script>'
+
+
+@dataclasses.dataclass(frozen=True)
+class ChatLine:
+    who: str  # "in" (the customer) or "out" (the agent)
+    channel: str
+    text: str
+    minutes: float  # after the previous line
+    status: str = ""  # an agent line's delivery status
+    notice: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ChatScript:
+    """A short conversation in the web chat inbox, by chat, by SMS, or across both chat and email."""
+
+    name: str
+    email: str  # the pre-chat form's (unverified) email; for SMS contacts, empty
+    phone: str  # SMS contacts: their number
+    subject: str
+    agent: str
+    status: str
+    hours_ago: float  # when the last line was written
+    lines: tuple[ChatLine, ...]
+    site_user_id: str = ""  # a visitor the site identified (a signed proof)
+    opted_out: bool = False  # the number texted STOP
+
+
+CHAT_SCRIPTS = (
+    ChatScript("Sam Rivera", "sam.rivera@riverside.example", "", "Does the Team plan include SSO?", "bob", "open", 0.4, (
+        ChatLine("in", Channel.WEBCHAT, "Hi! Does the Team plan include SSO? We use Okta.", 0),
+        ChatLine("out", Channel.WEBCHAT, "Hi Sam, yes: SAML single sign-on is included in Team and above, and Okta works "
+                 "out of the box. Shall I send you the setup guide?", 3, status=Message.DeliveryStatus.READ),
+        ChatLine("in", Channel.WEBCHAT, "Yes please, and can we enforce it for everyone?", 2),
+    )),
+    ChatScript("Mina Park", "mina@parkdesign.example", "", "Export stuck at 90%", "carol", "pending", 20, (
+        ChatLine("in", Channel.WEBCHAT, "My project export has been stuck at 90% for an hour. Is something wrong?", 0),
+        ChatLine("out", Channel.WEBCHAT, "Hi Mina, thanks for waiting. Large exports with video files can take a while; "
+                 "I've restarted yours on a faster worker and will keep an eye on it.", 55,
+                 status=Message.DeliveryStatus.DELIVERED,
+                 notice="The visitor had left the chat: this reply was also sent by email to mina@parkdesign.example."),
+        ChatLine("in", Channel.EMAIL, "It finished overnight and the files look complete. Thanks a lot!\n\nMina", 600),
+    ), site_user_id="user-1042"),
+    ChatScript("", "", "", "Pricing question", "alice", "new", 2, (
+        ChatLine("in", Channel.WEBCHAT, "hello? is anyone there? how much is the starter plan for 3 people", 0),
+    )),
+    ChatScript("", "", "+12025550143", "Appointment on Thursday", "alice", "solved", 30, (
+        ChatLine("in", Channel.SMS, "Hi, is my appointment on Thursday still on? This is Priya.", 0),
+        ChatLine("out", Channel.SMS, "Hi Priya! Yes, Thursday 10:00 is confirmed. Reply here if you need to change it.", 12,
+                 status=Message.DeliveryStatus.DELIVERED),
+        ChatLine("in", Channel.SMS, "Perfect, thank you!", 4),
+    )),
+    ChatScript("", "", "+13125550178", "Where is my package?", "bob", "open", 5, (
+        ChatLine("in", Channel.SMS, "Where is my package? Order 5521", 0),
+        ChatLine("out", Channel.SMS, "Hi! Order 5521 is out for delivery today, before 6 pm.", 25,
+                 status=Message.DeliveryStatus.DELIVERED),
+        ChatLine("in", Channel.SMS, "STOP", 40),
+    ), opted_out=True),
+)
 
 LOGINS = f"""Demo logins (password "{DEMO_PASSWORD}" for all):
   alice   agent, team Billing
@@ -365,23 +434,34 @@ class Command(BaseCommand):
         # (SETTINGS_MODULE is None while settings are overridden, as in tests.)
         if (settings.SETTINGS_MODULE or "").endswith(".production") and not options["allow_production"]:
             raise CommandError("Refusing to create demo users with known passwords under production settings (make run: set DEMO_DATA=0).")
-        if EmailChannel.objects.filter(address=DEMO_ADDRESS).exists():
+        email_done = EmailChannel.objects.filter(address=DEMO_ADDRESS).exists()
+        chat_done = EmailChannel.objects.filter(address=CHAT_ADDRESS).exists()
+        if email_done and chat_done:
             self.stdout.write("Demo data already present; nothing to do.")
         else:
-            counts = self._seed_without_pushes()
+            counts = self._seed_without_pushes(email=not email_done, chat=not chat_done)
             self.stdout.write(self.style.SUCCESS(
-                f"Seeded demo data: inbox {DEMO_INBOX} <{DEMO_ADDRESS}>, {counts['conversations']} conversations, "
-                f"{counts['messages']} messages."
+                f"Seeded demo data: inbox {DEMO_INBOX} <{DEMO_ADDRESS}> and inbox {CHAT_INBOX} (web chat, "
+                f"<{CHAT_ADDRESS}>, SMS {CHAT_SMS_NUMBER}), {counts['conversations']} conversations, {counts['messages']} messages."
             ))
         self.stdout.write(LOGINS)
+        widget = WebChatChannel.objects.filter(inbox__email_channel__address=CHAT_ADDRESS).first()
+        if widget is not None:
+            self.stdout.write(f"Web chat widget of {CHAT_INBOX}: embed it on any page with\n  "
+                              + WIDGET_SNIPPET.format(key=widget.public_key))
 
-    def _seed_without_pushes(self) -> dict[str, int]:
+    def _seed_without_pushes(self, *, email: bool, chat: bool) -> dict[str, int]:
         # Backdated history is not live news, and seeding runs before Redis is up: the
         # services' Event rows are written, but their pushes go to a throwaway layer.
         previous = channel_layers.set(DEFAULT_CHANNEL_LAYER, InMemoryChannelLayer())
         try:
             with transaction.atomic():
-                return Seeder(now=timezone.now(), rng=random.Random(20250301)).run()
+                seeder = Seeder(now=timezone.now(), rng=random.Random(20250301))
+                counts = seeder.run() if email else {"conversations": 0, "messages": 0}
+                if chat:
+                    chat_counts = seeder.run_chat()
+                    counts = {key: counts[key] + chat_counts[key] for key in counts}
+                return counts
         finally:
             if previous is None:
                 channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
@@ -414,6 +494,7 @@ class Seeder:
         Inbox.objects.filter(pk=self.inbox.pk).update(created_at=self.now - MAX_AGE - timedelta(days=1))
         EmailChannel.objects.create(inbox=self.inbox, address=DEMO_ADDRESS, from_name=DEMO_INBOX)
         self._people()
+        self.inbox.members.add(*self.agents.values(), self.manager)
         plans = sorted(self._plans(), key=lambda plan: plan.started)  # ids follow creation time
         for plan in plans:
             self._conversation(plan)
@@ -424,6 +505,128 @@ class Seeder:
             "conversations": len(plans),
             "messages": Message.objects.filter(conversation__inbox=self.inbox).count(),
         }
+
+    # The web chat inbox -----------------------------------------------------------------
+
+    def run_chat(self) -> dict[str, int]:
+        """The web chat inbox, which can also answer by email and SMS, and a few conversations.
+
+        They show what agents see of the new channels: chat and SMS badges, a "Seen" reply, a
+        chat answered by email after the visitor left (one customer across channels), an
+        identified visitor, and a number that texted STOP.
+        """
+        inbox = Inbox.objects.create(name=CHAT_INBOX, kind=Channel.WEBCHAT)
+        Inbox.objects.filter(pk=inbox.pk).update(created_at=self.now - MAX_AGE - timedelta(days=1))
+        calendar, _ = BusinessCalendar.objects.get_or_create(name=CHAT_CALENDAR, defaults={
+            "time_zone": "Europe/Berlin",
+            "intervals": [{"weekday": day, "start": "09:00", "end": "17:00"} for day in range(5)],
+        })
+        widget = WebChatChannel.objects.create(inbox=inbox, allowed_origins="*", pre_chat_form=True, calendar=calendar,
+                                               greeting="Hi! Ask us anything, we're happy to help.")
+        EmailChannel.objects.create(inbox=inbox, address=CHAT_ADDRESS, from_name=f"Acme {CHAT_INBOX}")
+        SmsChannel.objects.create(inbox=inbox, account_sid=CHAT_SMS_ACCOUNT_SID, auth_token=CHAT_SMS_AUTH_TOKEN,
+                                  phone_number=CHAT_SMS_NUMBER)
+        if not hasattr(self, "agents"):
+            self._people()
+        inbox.members.add(*self.agents.values(), self.manager)
+        self.last_message_id = Message.objects.order_by("-id").values_list("id", flat=True).first() or 0
+        self.last_event_id = Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
+        for script in sorted(CHAT_SCRIPTS, key=lambda s: -(s.hours_ago * 60 + sum(line.minutes for line in s.lines))):
+            self._chat(inbox, widget, script)
+        return {"conversations": len(CHAT_SCRIPTS), "messages": Message.objects.filter(conversation__inbox=inbox).count()}
+
+    def _chat(self, inbox: Inbox, widget: WebChatChannel, script: ChatScript) -> None:
+        end = self.now - timedelta(hours=script.hours_ago)
+        start = end - timedelta(minutes=sum(line.minutes for line in script.lines))
+        contact = self._chat_contact(widget, script, start)
+        conversation: Conversation | None = None
+        when = start
+        agent = self.agents[script.agent]
+        for line in script.lines:
+            when += timedelta(minutes=line.minutes)
+            if line.who == "in":
+                message = self._chat_inbound(inbox, contact, conversation, script, line)
+                if conversation is None:
+                    conversation = message.conversation
+                    ticket = Ticket.objects.get(pk=conversation.pk)
+                    Visitor.objects.filter(channel=widget, contact=contact).update(conversation=conversation)
+                    if script.status != "new":
+                        ticket_assign(ticket=ticket, assignee=agent, by=agent)
+            else:
+                self._chat_reply(inbox, conversation, agent, line, when)
+            self._stamp(when)
+        assert conversation is not None
+        if script.status not in ("new", "open"):
+            ticket_set_status(ticket=ticket, status=script.status, by=agent)
+            self._stamp(when + timedelta(minutes=1))
+        Conversation.objects.filter(pk=conversation.pk).update(
+            created_at=start, **conversation_denormalised_fields(conversation_id=conversation.pk))
+        solved = script.status in (Ticket.Status.SOLVED, Ticket.Status.CLOSED)
+        Ticket.objects.filter(pk=conversation.pk).update(created_at=start, updated_at=when,
+                                                         solved_at=when + timedelta(minutes=1) if solved else None)
+        Contact.objects.filter(pk=contact.pk).update(created_at=start)
+        ContactIdentity.objects.filter(contact=contact).update(created_at=start)
+
+    def _chat_contact(self, widget: WebChatChannel, script: ChatScript, start: datetime) -> Contact:
+        if script.phone:
+            contact = contact_get_or_create(kind=ContactIdentity.Kind.PHONE, address=script.phone, name=script.name)
+            if script.opted_out:
+                stopped = self.now - timedelta(hours=script.hours_ago)
+                ContactIdentity.objects.filter(kind=ContactIdentity.Kind.PHONE, address=script.phone).update(
+                    sms_opted_out_at=stopped, sms_consent_keyword="STOP", sms_consent_changed_at=stopped)
+            return contact
+        # As the widget creates them: the pre-chat email is a display field, not an identity.
+        visitor_uuid = uuid.UUID(int=self.rng.getrandbits(128), version=4)
+        contact = Contact.objects.create(name=script.name, email=script.email)
+        ContactIdentity.objects.create(contact=contact, kind=ContactIdentity.Kind.VISITOR, address=visitor_uuid.hex)
+        if script.site_user_id:
+            ContactIdentity.objects.create(contact=contact, kind=ContactIdentity.Kind.EXTERNAL,
+                                           address=f"{widget.inbox_id}:{script.site_user_id}")
+        Visitor.objects.create(uuid=visitor_uuid, channel=widget, contact=contact, name=script.name, email=script.email,
+                               external_user_id=script.site_user_id, last_seen_at=self.now - timedelta(hours=script.hours_ago))
+        return contact
+
+    def _chat_inbound(self, inbox: Inbox, contact: Contact, conversation: Conversation | None, script: ChatScript,
+                      line: ChatLine) -> Message:
+        if line.channel == Channel.EMAIL:
+            # The visitor answered the emailed reply: that proves the address, which joins the contact.
+            ContactIdentity.objects.get_or_create(kind=ContactIdentity.Kind.EMAIL, address=script.email,
+                                                  defaults={"contact": contact})
+            parent = conversation.messages.filter(kind=Message.Kind.OUTBOUND).order_by("-id").first()
+            rfc_id = f"{uuid.UUID(int=self.rng.getrandbits(128)).hex[:24]}@mail.{script.email.partition('@')[2]}"
+            incoming = IncomingMessage(channel=Channel.EMAIL, from_address=script.email, from_name=script.name,
+                                       to_address=CHAT_ADDRESS, subject=f"Re: {script.subject}", text=line.text,
+                                       text_display=line.text, external_id=rfc_id, rfc_message_id=rfc_id,
+                                       in_reply_to=parent.rfc_message_id, references=f"<{parent.rfc_message_id}>")
+            thread = ThreadMatch(conversation, Message.ThreadRule.IN_REPLY_TO)
+        else:
+            external = f"SM{uuid.UUID(int=self.rng.getrandbits(128)).hex}" if line.channel == Channel.SMS else str(
+                uuid.UUID(int=self.rng.getrandbits(128), version=4))
+            incoming = IncomingMessage(channel=line.channel, from_address=script.phone, to_address=CHAT_SMS_NUMBER if script.phone else "",
+                                       subject=script.subject if conversation is None else "", text=line.text,
+                                       text_display=line.text, external_id=external)
+            thread = ThreadMatch(conversation, Message.ThreadRule.NEW if conversation is None else "")
+        return inbound_message_record(inbox=inbox, contact=contact, incoming=incoming, thread=thread)
+
+    def _chat_reply(self, inbox: Inbox, conversation: Conversation, agent: AbstractBaseUser, line: ChatLine, when: datetime) -> None:
+        """An agent's chat or SMS reply as the delivery pipeline leaves it."""
+        rfc_id = email_message_id_new() if line.channel == Channel.WEBCHAT else ""
+        message = Message.objects.create(
+            conversation=conversation,
+            kind=Message.Kind.OUTBOUND,
+            channel=line.channel,
+            author_user=agent,
+            text=line.text,
+            text_display=line.text,
+            rfc_message_id=rfc_id,
+            external_id=f"SM{uuid.UUID(int=self.rng.getrandbits(128)).hex}" if line.channel == Channel.SMS else rfc_id,
+            thread_rule=Message.ThreadRule.AGENT,
+            delivery_status=line.status,
+            delivery_attempts=1,
+            delivery_updated_at=when + timedelta(seconds=self.rng.randint(2, 90)),
+            notices=[line.notice] if line.notice else [],
+        )
+        realtime.publish(type="message.created", inbox_id=inbox.pk, conversation_id=conversation.pk, message_id=message.pk)
 
     # People ---------------------------------------------------------------------------
 
@@ -439,7 +642,6 @@ class Seeder:
         self.manager = _user(MANAGER[0], first_name=MANAGER[1], last_name=MANAGER[2], date_joined=joined)
         self.manager.groups.add(Group.objects.get_or_create(name=MANAGERS_GROUP)[0])
         _user(ADMIN, first_name="Desk", last_name="Admin", date_joined=joined, is_staff=True, is_superuser=True)
-        self.inbox.members.add(*self.agents.values(), self.manager)
         self.team_agents = {name: [self.agents[u] for u, *_, teams in AGENTS if name in teams] for name in self.teams}
 
     # Planning -------------------------------------------------------------------------
