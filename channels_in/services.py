@@ -220,11 +220,15 @@ def outbound_deliver(*, message_id: int) -> None:
         _outbound_failed_attempt(message, f"Unexpected error: {err!r}", permanent=False)
         return
     with transaction.atomic():
-        Message.objects.filter(pk=message_id, delivery_status=Message.DeliveryStatus.SENDING).update(
-            delivery_status=Message.DeliveryStatus.SENT,
+        # The provider's id and the addresses are facts whatever the status: a fast receipt
+        # (Twilio's "delivered" callback) may already have moved the status past "sent".
+        Message.objects.filter(pk=message_id, external_id__isnull=True).update(
             external_id=receipt.provider_message_id,
             from_address=receipt.from_address[:320],
             to_address=receipt.to_address[:320],
+        )
+        Message.objects.filter(pk=message_id, delivery_status=Message.DeliveryStatus.SENDING).update(
+            delivery_status=Message.DeliveryStatus.SENT,
             delivery_error="",
             next_attempt_at=None,
             delivery_updated_at=timezone.now(),

@@ -14,7 +14,6 @@ import mimetypes
 from datetime import datetime
 from urllib.parse import parse_qs
 
-import phonenumbers
 import requests
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -26,6 +25,7 @@ from channels_in.models import InboundEvent, SmsChannel
 from channels_in.services import InboundRejected
 from conversations import realtime
 from conversations.models import Channel, Contact, ContactIdentity, Conversation, Inbox, Message
+from conversations.phones import e164
 from conversations.services import (
     IncomingAttachment,
     IncomingMessage,
@@ -103,21 +103,6 @@ class DeskTwilioHttpClient(TwilioHttpClient):
 
 
 # Phone numbers -------------------------------------------------------------------------
-
-def e164(number: str) -> str | None:
-    """The number in E.164 (+14155550100), or None when it is not a phone number.
-
-    "Possible" (plausible length for its country), not "valid": the metadata of number
-    ranges lags behind carriers, and Twilio has already routed the message.
-    """
-    try:
-        parsed = phonenumbers.parse(number.strip(), None)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
 
 # Consent -------------------------------------------------------------------------------
 

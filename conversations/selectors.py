@@ -14,6 +14,7 @@ from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import Http404
 
 from conversations.models import Channel, Contact, ContactIdentity, Conversation, Inbox, Message
+from conversations.phones import e164
 from helpdesk.roles import is_manager
 
 
@@ -58,6 +59,7 @@ def sms_recipient(conversation: Conversation) -> str:
 
 def sms_opt_out(phone: str) -> ContactIdentity | None:
     """The phone identity if that number has opted out of SMS (STOP), else None."""
+    phone = e164(phone or "") or (phone or "").strip()
     if not phone:
         return None
     return ContactIdentity.objects.filter(kind=ContactIdentity.Kind.PHONE, address=phone, sms_opted_out_at__isnull=False).first()

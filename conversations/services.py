@@ -26,6 +26,7 @@ from conversations.models import (
     Inbox,
     Message,
 )
+from conversations.phones import e164
 from conversations.selectors import sms_opt_out, sms_recipient
 
 OUTBOUND_DELIVER_TASK = "channels_in.outbound_deliver"
@@ -64,7 +65,12 @@ class IncomingMessage:
 
 def normalize_address(kind: str, address: str) -> str:
     address = address.strip()
-    return address.lower() if kind == ContactIdentity.Kind.EMAIL else address
+    if kind == ContactIdentity.Kind.EMAIL:
+        return address.lower()
+    if kind == ContactIdentity.Kind.PHONE:
+        # "+1 (415) 555-0100" and "+14155550100" are one number: one identity, one consent.
+        return e164(address) or address
+    return address
 
 
 def contact_get_or_create(*, kind: str, address: str, name: str = "") -> Contact:

@@ -11,6 +11,7 @@ from channels_in import sms
 from channels_in.adapters.base import AdapterError, SendReceipt
 from channels_in.models import SmsChannel
 from conversations.models import Channel, Message
+from conversations.phones import e164
 from conversations.selectors import sms_opt_out, sms_recipient
 from conversations.services import sms_opt_out_reason
 
@@ -34,7 +35,7 @@ class SmsAdapter:
         raw_recipient = sms_recipient(conversation)
         if not raw_recipient:
             raise AdapterError("The contact has no phone number.", permanent=True)
-        recipient = sms.e164(raw_recipient)
+        recipient = e164(raw_recipient)
         if recipient is None:
             raise AdapterError(f"{raw_recipient} is not a phone number SMS can reach.", permanent=True)
         # Checked again here, not only when the reply was written: a STOP may have arrived

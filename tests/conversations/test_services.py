@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from conversations.models import ContactIdentity, Event, Message
 from conversations.services import (
@@ -22,6 +23,24 @@ def test_contact_identity_is_normalised_and_reused():
 
     assert first == again
     assert ContactIdentity.objects.get().address == "jane@example.org"
+
+
+def test_phone_identities_are_one_number_however_written():
+    first = contact_get_or_create(kind="phone", address="+1 (415) 555-0100")
+    again = contact_get_or_create(kind="phone", address="+14155550100")
+
+    assert first == again
+    assert ContactIdentity.objects.get().address == "+14155550100"
+
+
+def test_sms_reply_to_an_opted_out_number_is_refused_however_the_number_is_written():
+    conversation = ConversationFactory(contact__phone="+1 415 555 0100")
+    ContactIdentity.objects.create(contact=conversation.contact, kind="phone", address="+14155550100",
+                                   sms_opted_out_at=timezone.now(), sms_consent_keyword="STOP")
+
+    with pytest.raises(ApplicationError, match=r"\+14155550100 opted out of SMS \(STOP"):
+        reply_create(conversation=conversation, author=UserFactory(), text="Hello", channel="sms")
+    assert not conversation.messages.exists()
 
 
 def test_reply_is_queued_in_the_outbox_and_clears_waiting(tasks, django_capture_on_commit_callbacks):
