@@ -6,6 +6,7 @@ from channels_in import widget_views
 app_name = "widget"
 
 urlpatterns = [
+    path("preview/<str:public_key>/", widget_views.preview_view, name="preview"),
     path("api/<str:public_key>/config", widget_views.config_view, name="config"),
     path("api/<str:public_key>/session", widget_views.session_view, name="session"),
     path("api/<str:public_key>/messages", widget_views.messages_view, name="messages"),

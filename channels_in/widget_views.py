@@ -17,6 +17,8 @@ from corsheaders.signals import check_request_enabled
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
+from django.shortcuts import render
+from django.templatetags.static import static
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -204,3 +206,18 @@ def file_view(request: HttpRequest, channel: WebChatChannel, file_uuid: str) -> 
     response["Referrer-Policy"] = "no-referrer"
     return response
 
+
+
+@login_not_required
+@require_http_methods(["GET"])
+def preview_view(request: HttpRequest, public_key: str) -> HttpResponse:
+    """A page with nothing but the embed snippet: try the widget as a customer would."""
+    try:
+        channel = widget.channel_get(public_key=public_key)
+    except widget.WidgetRefused as refused:
+        return HttpResponse(str(refused), status=refused.status, content_type="text/plain")
+    script_url = request.build_absolute_uri(static("widget/widget.js"))
+    snippet = f'<script src="{script_url}" data-key="{channel.public_key}" async></script>'
+    response = render(request, "widget/preview.html", {"channel": channel, "script_url": script_url, "snippet": snippet})
+    response["Content-Security-Policy"] = "default-src 'self'; script-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:"
+    return response

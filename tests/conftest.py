@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -35,6 +36,14 @@ def tasks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
     if request.node.get_closest_marker("integration") is None:
         monkeypatch.setattr(celery_app, "send_task", queue.send_task)
     yield queue
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # WhiteNoise serves from STATIC_ROOT as well as the finders and warns on every request
+    # while `collectstatic` (part of `make run`) has not created it on this checkout yet.
+    from django.conf import settings
+
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 
 
 @pytest.fixture(autouse=True)

@@ -436,3 +436,14 @@ def test_a_token_from_the_desk_signer_elsewhere_is_not_a_visitor_token(client, c
     other_purpose = signing.TimestampSigner(salt="something.else", sep=".").sign_object({"v": visitor.uuid.hex, "k": chat.pk})
     assert api(client, chat, "GET", "messages", token=other_purpose).status_code == 403
     assert Contact.objects.count() == 1
+
+
+def test_preview_page_embeds_only_the_snippet_and_needs_no_login(client):
+    channel = make_webchat()
+
+    response = client.get(f"/widget/preview/{channel.public_key}/")
+
+    assert response.status_code == 200
+    assert f'<script src="http://testserver/static/widget/widget.js" data-key="{channel.public_key}" async></script>' in response.content.decode()
+    assert "script-src 'self'" in response["Content-Security-Policy"]
+    assert client.get("/widget/preview/no-such-key/").status_code == 404

@@ -60,7 +60,7 @@ CHAT_SMS_NUMBER = "+12025550100"  # 555-01xx: reserved for fiction
 # A demo Twilio account: the shape of a real SID ("AC" + 32 hex), nothing Twilio knows.
 CHAT_SMS_ACCOUNT_SID = "AC" + "d3e0" * 8
 CHAT_SMS_AUTH_TOKEN = "demo-auth-token-not-a-secret"
-WIDGET_SNIPPET = '<script src="http://127.0.0.1:8000/static/widget/widget.js" data-key="{key}" async></script>'
+WIDGET_SNIPPET = '<script src="{site}/static/widget/widget.js" data-key="{key}" async></script>'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -448,7 +448,8 @@ class Command(BaseCommand):
         widget = WebChatChannel.objects.filter(inbox__email_channel__address=CHAT_ADDRESS).first()
         if widget is not None:
             self.stdout.write(f"Web chat widget of {CHAT_INBOX}: embed it on any page with\n  "
-                              + WIDGET_SNIPPET.format(key=widget.public_key))
+                              + WIDGET_SNIPPET.format(site=settings.SITE_URL, key=widget.public_key)
+                              + f"\n  or try it as a customer at {settings.SITE_URL}/widget/preview/{widget.public_key}/")
 
     def _seed_without_pushes(self, *, email: bool, chat: bool) -> dict[str, int]:
         # Backdated history is not live news, and seeding runs before Redis is up: the
