@@ -5,11 +5,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TypeVar
 
 from django.db import connections
 from playwright.sync_api import Page
+
+from tests.fakes.server import LocalHTTPServer
 
 T = TypeVar("T")
 PASSWORD = "pw"  # tests.factories.UserFactory
@@ -91,17 +93,15 @@ class PixelCounter:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._http = LocalHTTPServer(Handler)
+        self.port = self._http.port
 
     def __enter__(self) -> "PixelCounter":
-        self.thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._http.stop()
 
 
 class HostSite:
@@ -134,11 +134,9 @@ class HostSite:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
+        self._http = LocalHTTPServer(Handler)
+        self.port = self._http.port
         self.origin = f"http://localhost:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def serve(self, path: str, html: str, **headers: str) -> str:
         """Publish a page; returns its URL."""
@@ -146,9 +144,8 @@ class HostSite:
         return f"{self.origin}{path}"
 
     def __enter__(self) -> "HostSite":
-        self.thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._http.stop()

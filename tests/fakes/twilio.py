@@ -20,8 +20,10 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.server import LocalHTTPServer
 
 API_VERSION = "2010-04-01"
 _MESSAGES = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>AC\w+)/Messages\.json$")
@@ -92,23 +94,19 @@ class FakeTwilio:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        # A short poll interval: stop() waits for the serve loop to notice the shutdown.
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._http = LocalHTTPServer(Handler)
 
     @property
     def url(self) -> str:
         """The base URL, as settings.TWILIO_API_BASE_URL takes it (no trailing slash)."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self._http.port}"
 
     def start(self) -> FakeTwilio:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
 
     def queue(self, *replies: Reply) -> None:
         """Answer the next message creations with these, in order; afterwards success again."""
