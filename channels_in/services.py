@@ -15,7 +15,8 @@ from channels_in.adapters import AdapterError, get_adapter
 from channels_in.adapters.email import ParsedEmail, email_channel_for_recipients, parse_inbound
 from channels_in.models import InboundEvent
 from conversations import realtime
-from conversations.models import Channel, Contact, ContactIdentity, Conversation, Inbox, Message
+from conversations.models import Channel, Contact, ContactIdentity, Inbox, Message
+from conversations.selectors import conversation_survivor
 from conversations.services import IncomingMessage, contact_get_or_create, delivery_status_record, normalize_address, outbound_enqueue
 from conversations.threading import ThreadMatch, thread_find
 from tickets.services import inbound_message_record
@@ -157,13 +158,9 @@ def _email_thread(inbox: Inbox, contact_id: int | None, incoming: IncomingMessag
         reply_tokens=tokens,
         subject=incoming.subject,
     )
-    conversation = thread.conversation
     # A merged conversation keeps its id (and its reply token): the answer goes where its
     # messages went.
-    for _ in range(10):
-        if conversation is None or conversation.merged_into_id is None:
-            break
-        conversation = Conversation.objects.get(pk=conversation.merged_into_id)
+    conversation = conversation_survivor(thread.conversation)
     return ThreadMatch(conversation, thread.rule) if conversation is not thread.conversation else thread
 
 

@@ -13,7 +13,6 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import jwt
 from django.conf import settings
@@ -27,6 +26,7 @@ from django.utils import timezone
 from channels_in.models import Visitor, WebChatChannel
 from conversations import realtime
 from conversations.models import Attachment, Channel, Contact, ContactIdentity, Conversation, Message
+from conversations.selectors import contact_survivor, conversation_survivor
 from conversations.services import (
     IncomingAttachment,
     IncomingMessage,
@@ -50,7 +50,6 @@ _JWT_LEEWAY_SECONDS = 30
 # Heartbeats come every 20 s; writing online_until at most this often keeps the row quiet.
 _ONLINE_WRITE_EVERY_SECONDS = 10
 HISTORY_LIMIT = 50
-_MERGE_HOPS = 10
 
 
 class WidgetRefused(Exception):
@@ -182,23 +181,6 @@ def _identity_from_jwt(token: str, secret: str) -> VerifiedIdentity:
 
 # Sessions -------------------------------------------------------------------------------
 
-def _survivor(conversation: Conversation | None) -> Conversation | None:
-    """Follow merges: a merged conversation's messages live in the one it was merged into."""
-    for _ in range(_MERGE_HOPS):
-        if conversation is None or conversation.merged_into_id is None:
-            return conversation
-        conversation = Conversation.objects.get(pk=conversation.merged_into_id)
-    return conversation
-
-
-def _contact_survivor(contact: Contact) -> Contact:
-    for _ in range(_MERGE_HOPS):
-        if contact.merged_into_id is None:
-            return contact
-        contact = Contact.objects.get(pk=contact.merged_into_id)
-    return contact
-
-
 def _latest_conversation(*, channel: WebChatChannel, contact: Contact) -> Conversation | None:
     return (
         Conversation.objects.filter(inbox_id=channel.inbox_id, contact=contact, merged_into__isnull=True)
@@ -278,7 +260,7 @@ def _identified_visitor(*, channel: WebChatChannel, current: Visitor | None, ver
     contact = contact_get_or_create(
         kind=ContactIdentity.Kind.EXTERNAL, address=f"{channel.inbox_id}:{verified.user_id}", name=verified.name or name
     )
-    contact = _contact_survivor(contact)
+    contact = contact_survivor(contact)
     if verified.email and not contact.email:
         # The site vouches for this address (it signed it): the contact may be emailed there.
         Contact.objects.filter(pk=contact.pk).update(email=verified.email)
@@ -308,9 +290,9 @@ def _identified_visitor(*, channel: WebChatChannel, current: Visitor | None, ver
 
 def visitor_conversation(*, visitor: Visitor) -> Conversation | None:
     """The visitor's conversation, following merges; a proven user's latest one in the inbox."""
-    conversation = _survivor(visitor.conversation) if visitor.conversation_id else None
+    conversation = conversation_survivor(visitor.conversation) if visitor.conversation_id else None
     if conversation is None and visitor.external_user_id:
-        conversation = _latest_conversation(channel=visitor.channel, contact=_contact_survivor(visitor.contact))
+        conversation = _latest_conversation(channel=visitor.channel, contact=contact_survivor(visitor.contact))
     if conversation is not None and conversation.pk != visitor.conversation_id:
         Visitor.objects.filter(pk=visitor.pk).update(conversation=conversation)
         visitor.conversation = conversation
@@ -389,7 +371,7 @@ def visitor_message_send(
         try:
             with transaction.atomic():
                 message = inbound_message_record(
-                    inbox=channel.inbox, contact=_contact_survivor(visitor.contact), incoming=incoming, thread=thread
+                    inbox=channel.inbox, contact=contact_survivor(visitor.contact), incoming=incoming, thread=thread
                 )
         except IntegrityError:
             # The same client_id committed by a concurrent request between our check and insert.
@@ -583,11 +565,12 @@ def config_json(*, channel: WebChatChannel, now: datetime | None = None) -> dict
 
 def reply_time(*, channel: WebChatChannel, now: datetime) -> dict:
     calendar = channel.calendar
-    if calendar is not None and not calendars.is_open(calendar, now):
-        opening = calendars.next_opening(calendar, now)
+    hours = calendars.working_hours(calendar) if calendar is not None else None
+    if hours is not None and not calendars.is_open_at(hours, now):
+        opening = calendars.next_opening_after(hours, now)
         if opening is None:
             return {"open": False, "text": "We're away"}
-        local = opening.astimezone(ZoneInfo(calendar.time_zone))
+        local = opening.astimezone(hours.zone)
         return {"open": False, "text": f"We're away — back {local.strftime('%A %H:%M')} ({calendar.time_zone})"}
     return {"open": True, "text": f"We typically reply within {humanize_minutes(channel.reply_time_minutes)}"}
 

@@ -143,3 +143,26 @@ def reply_channels(conversation: Conversation, *, identities: list[ContactIdenti
     default = next((c for c in found if c.available and c.channel == latest), None) or next((c for c in found if c.available), None)
     # The default first, then what else works, then what does not (with its reason).
     return sorted(found, key=lambda c: (c is not default, not c.available))
+
+
+# Merges leave the merged row in place, pointing at the survivor; a survivor may itself be
+# merged later, so links are followed (a few hops at most, bounded against a cycle).
+_MERGE_HOPS = 10
+
+
+def conversation_survivor(conversation: Conversation | None) -> Conversation | None:
+    """Where a conversation's messages live now: itself, or what it was merged into."""
+    for _ in range(_MERGE_HOPS):
+        if conversation is None or conversation.merged_into_id is None:
+            return conversation
+        conversation = Conversation.objects.get(pk=conversation.merged_into_id)
+    return conversation
+
+
+def contact_survivor(contact: Contact) -> Contact:
+    """The contact a merged contact lives on as (itself when never merged)."""
+    for _ in range(_MERGE_HOPS):
+        if contact.merged_into_id is None:
+            return contact
+        contact = Contact.objects.get(pk=contact.merged_into_id)
+    return contact

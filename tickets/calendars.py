@@ -10,7 +10,7 @@ longer than its wall-clock length, as the people working it experience. All arit
 done in UTC, because Python subtracts two datetimes of the same tzinfo by wall clock.
 
 The functions take `WorkingHours`, a plain value, so they can be tested without a database;
-`working_hours(calendar)` reads one from a BusinessCalendar (two queries: it, its holidays).
+`working_hours(calendar)` reads one from a BusinessCalendar (one query: its holidays).
 """
 from __future__ import annotations
 
@@ -144,13 +144,3 @@ def business_deadline(hours: WorkingHours, start: datetime, seconds: float) -> d
         remaining -= available
     return None
 
-
-# The widget asks these of a stored calendar.
-
-def is_open(calendar: BusinessCalendar, at: datetime) -> bool:
-    return is_open_at(working_hours(calendar), at)
-
-
-def next_opening(calendar: BusinessCalendar, at: datetime) -> datetime | None:
-    opening = next_opening_after(working_hours(calendar), at)
-    return opening.astimezone(ZoneInfo(calendar.time_zone)) if opening is not None else None

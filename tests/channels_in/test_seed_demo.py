@@ -17,7 +17,7 @@ from channels_in.management.commands.seed_demo import Command
 from channels_in.models import EmailChannel, InboundEvent, SmsChannel, Visitor, WebChatChannel
 from conversations.models import Contact, ContactIdentity, Conversation, Event, Inbox, Message
 from helpdesk.roles import is_manager
-from tickets.calendars import is_open
+from tickets.calendars import is_open_at, working_hours
 from tickets.models import BusinessCalendar, Tag, Team, Ticket
 
 pytestmark = pytest.mark.django_db
@@ -140,8 +140,8 @@ class TestSeedDemoWebChat:
         assert inbox.kind == "webchat"
         assert widget.origins == ["*"] and widget.pre_chat_form
         assert (widget.calendar.time_zone, len(widget.calendar.intervals)) == ("Europe/Berlin", 5)
-        assert is_open(widget.calendar, datetime(2026, 3, 2, 9, 30, tzinfo=ZoneInfo("Europe/Berlin")))  # a Monday
-        assert not is_open(widget.calendar, datetime(2026, 3, 7, 12, 0, tzinfo=ZoneInfo("Europe/Berlin")))  # a Saturday
+        assert is_open_at(working_hours(widget.calendar), datetime(2026, 3, 2, 9, 30, tzinfo=ZoneInfo("Europe/Berlin")))  # a Monday
+        assert not is_open_at(working_hours(widget.calendar), datetime(2026, 3, 7, 12, 0, tzinfo=ZoneInfo("Europe/Berlin")))  # a Saturday
         assert inbox.email_channel.address == "chat@acme.test"
         sms = inbox.sms_channel
         assert re.fullmatch(r"AC[0-9a-f]{32}", sms.account_sid) and sms.auth_token
