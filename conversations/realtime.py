@@ -16,7 +16,7 @@ from conversations.models import Event
 
 logger = logging.getLogger(__name__)
 
-EVENT_TYPES = ("message.created", "message.updated", "conversation.updated")
+EVENT_TYPES = ("message.created", "message.updated", "conversation.updated", "sla.warned", "sla.breached")
 
 
 class DeskEvent(TypedDict):
@@ -32,6 +32,11 @@ class DeskEvent(TypedDict):
 
 def inbox_group(inbox_id: int) -> str:
     return f"inbox.{inbox_id}"
+
+
+def user_group(user_id: int) -> str:
+    """Every open dashboard of one agent (notifications meant for them alone)."""
+    return f"agent.{user_id}"
 
 
 def event_payload(event: Event) -> DeskEvent:

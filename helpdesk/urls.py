@@ -14,6 +14,9 @@ urlpatterns = [
     path("anymail/", include("channels_in.urls")),
     path("twilio/", include("channels_in.sms_urls")),
     path("widget/", include("channels_in.widget_urls")),
+    path("api/v1/reports/", include("tickets.report_api_urls")),
     path("api/", include("helpdesk.api_urls")),
+    path("reports/", include("tickets.report_urls")),
+    path("csat/", include("tickets.csat_urls")),
     path("", include("tickets.urls")),
 ]

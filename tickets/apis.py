@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 
 from conversations.models import Channel, ContactIdentity, Message
 from conversations.selectors import contact_get_for_agent, contact_list, reply_channels
-from conversations.services import ApplicationError, contact_merge, note_create, reply_channel_choose, reply_create, reply_retry
+from conversations.services import ApplicationError, contact_merge, note_create, reply_channel_choose, reply_retry
 from tickets.models import Team, Ticket
 from tickets.selectors import (
     VIEWS,
@@ -37,7 +37,7 @@ from tickets.selectors import (
     ticket_list_for_contact,
     timeline,
 )
-from tickets.services import conversation_merge, ticket_assign, ticket_set_status
+from tickets.services import conversation_merge, ticket_assign, ticket_reply_create, ticket_set_status
 
 REPLY_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.WEBCHAT)
 
@@ -383,7 +383,7 @@ class ReplyCreateApi(ApiErrorsMixin, APIView):
         data = serializer.validated_data
         ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
         channel = reply_channel_choose(conversation=ticket.conversation, channel=data.get("channel"))
-        message = reply_create(conversation=ticket.conversation, author=request.user, text=data["text"], channel=channel)
+        message = ticket_reply_create(ticket=ticket, author=request.user, text=data["text"], channel=channel)
         return Response(self.OutputSerializer(message).data, status=status.HTTP_201_CREATED)
 
 

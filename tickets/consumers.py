@@ -10,7 +10,7 @@ from channels.generic.websocket import JsonWebsocketConsumer
 from django.http import Http404
 
 from conversations.models import Inbox
-from conversations.realtime import customer_group, inbox_group
+from conversations.realtime import customer_group, inbox_group, user_group
 from helpdesk.roles import is_manager
 from tickets.selectors import inbox_ids_for_agent, ticket_get_for_agent
 
@@ -27,7 +27,7 @@ class AgentDashboardConsumer(JsonWebsocketConsumer):
         inbox_ids = inbox_ids_for_agent(user)
         if inbox_ids is None:
             inbox_ids = list(Inbox.objects.values_list("id", flat=True))
-        self.joined = [inbox_group(i) for i in inbox_ids]
+        self.joined = [inbox_group(i) for i in inbox_ids] + [user_group(user.pk)]
         for group in self.joined:
             async_to_sync(self.channel_layer.group_add)(group, self.channel_name)
         self.accept()
@@ -72,3 +72,6 @@ class AgentDashboardConsumer(JsonWebsocketConsumer):
         if event.get("who") == "agent" and event.get("user_id") == self.user.pk:
             return
         self.send_json({k: v for k, v in event.items() if k != "type"} | {"type": "typing"})
+
+    def desk_notification(self, event: dict) -> None:
+        self.send_json({k: v for k, v in event.items() if k != "type"} | {"type": "notification"})

@@ -47,13 +47,21 @@ class Ticket(models.Model):
     assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_tickets")
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets")
     tags = models.ManyToManyField(Tag, blank=True, related_name="tickets")
+    # The channel the customer first wrote through: SLA policies and reports group by it.
+    channel = models.CharField(max_length=16, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     solved_at = models.DateTimeField(null=True, blank=True)
+    # The nearest deadline among the running SLA clocks and how they stand, kept by the SLA
+    # services so the list sorts and badges without touching the clocks.
+    sla_due_at = models.DateTimeField(null=True, blank=True)
+    sla_state = models.CharField(max_length=10, blank=True, choices=[
+        ("", "No SLA"), ("ok", "On track"), ("warning", "At risk"), ("breached", "Breached"), ("paused", "Paused")])
 
     class Meta:
         indexes = [
             models.Index(fields=["status", "assignee"], name="ticket_status_assignee"),
+            models.Index(fields=["sla_due_at"], name="ticket_sla_due", condition=models.Q(sla_due_at__isnull=False)),
         ]
 
     def __str__(self) -> str:
@@ -91,3 +99,257 @@ class Holiday(models.Model):
 
     def __str__(self) -> str:
         return f"{self.date} {self.name}"
+
+
+class InboxCalendar(models.Model):
+    """The business hours an inbox keeps: its SLA clocks and reports run on this calendar
+    unless the matching policy names its own."""
+
+    inbox = models.OneToOneField("conversations.Inbox", on_delete=models.CASCADE, related_name="business_calendar")
+    calendar = models.ForeignKey(BusinessCalendar, on_delete=models.PROTECT, related_name="+")
+
+    def __str__(self) -> str:
+        return f"{self.inbox} on {self.calendar}"
+
+
+class SlaMetric(models.TextChoices):
+    FIRST_RESPONSE = "first_response", "First response"
+    NEXT_RESPONSE = "next_response", "Next response"
+    PERIODIC_UPDATE = "periodic_update", "Periodic update"
+    RESOLUTION = "resolution", "Resolution"
+
+
+def _default_pauses() -> dict[str, list[str]]:
+    # Waiting on the customer stops the clocks that measure us, not the ones that measure
+    # whether we answered them (Zendesk's "pausable update" and "requester wait time").
+    return {SlaMetric.RESOLUTION: [Ticket.Status.PENDING], SlaMetric.PERIODIC_UPDATE: [Ticket.Status.PENDING]}
+
+
+class SlaPolicy(models.Model):
+    """A promise: the first active policy (by position) whose conditions all match applies.
+
+    An empty condition matches anything. Tags match when the ticket has any of them. Targets
+    are per priority; a priority without a target has no clock for that metric. A clock
+    copies what it needs when it starts, so editing a policy never rewrites history: it
+    reaches a ticket on the ticket's next update.
+    """
+
+    name = models.CharField(max_length=120, unique=True)
+    position = models.PositiveIntegerField(default=0, help_text="Lower comes first.")
+    active = models.BooleanField(default=True)
+    inboxes = models.ManyToManyField("conversations.Inbox", blank=True, related_name="+")
+    channels = models.JSONField(default=list, blank=True, help_text='e.g. ["email", "sms"]; empty: any channel.')
+    priorities = models.JSONField(default=list, blank=True, help_text='e.g. ["high", "urgent"]; empty: any priority.')
+    tags = models.ManyToManyField(Tag, blank=True, related_name="+")
+    calendar = models.ForeignKey(BusinessCalendar, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                 help_text="Empty: the inbox's calendar, else round the clock.")
+    warn_at_percent = models.PositiveSmallIntegerField(default=75, help_text="Warn when this share of a target is used up.")
+    pause_statuses = models.JSONField(default=_default_pauses, blank=True,
+                                      help_text='Statuses that pause each metric, e.g. {"resolution": ["pending"]}. '
+                                                "Solved and closed stop every clock.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+        verbose_name_plural = "SLA policies"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SlaTarget(models.Model):
+    policy = models.ForeignKey(SlaPolicy, on_delete=models.CASCADE, related_name="targets")
+    metric = models.CharField(max_length=20, choices=SlaMetric.choices)
+    priority = models.CharField(max_length=16, choices=Ticket.Priority.choices)
+    minutes = models.PositiveIntegerField()
+    business_hours = models.BooleanField(default=True, help_text="Count only the calendar's working time.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["policy", "metric", "priority"], name="sla_target_unique")]
+
+    def __str__(self) -> str:
+        kind = "business" if self.business_hours else "calendar"
+        return f"{self.get_metric_display()} {self.get_priority_display()}: {self.minutes} min ({kind})"
+
+
+class SlaEscalation(models.Model):
+    """What happens when a clock of this policy warns or breaches."""
+
+    class On(models.TextChoices):
+        WARN = "warn", "Warning"
+        BREACH = "breach", "Breach"
+
+    class Action(models.TextChoices):
+        NOTIFY = "notify", "Notify the assignee (or the team, or the inbox's agents)"
+        NOTIFY_MANAGERS = "notify_managers", "Notify the managers"
+        RAISE_PRIORITY = "raise_priority", "Raise the priority one step"
+        MOVE_TO_TEAM = "move_to_team", "Move to a team"
+
+    policy = models.ForeignKey(SlaPolicy, on_delete=models.CASCADE, related_name="escalations")
+    on = models.CharField(max_length=8, choices=On.choices)
+    metric = models.CharField(max_length=20, choices=SlaMetric.choices, blank=True, help_text="Empty: any metric.")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+
+    def __str__(self) -> str:
+        return f"on {self.on}: {self.get_action_display()}"
+
+
+class SlaClock(models.Model):
+    """One measured promise on one ticket. Elapsed time accumulates per running segment;
+    `deadline` is when it breaches if it keeps running, stored so the sweep finds what is
+    due by index (`next_check_at`), never by scanning open tickets."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Running"
+        PAUSED = "paused", "Paused"
+        FULFILLED = "fulfilled", "Fulfilled"
+        STOPPED = "stopped", "Stopped"
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="sla_clocks")
+    metric = models.CharField(max_length=20, choices=SlaMetric.choices)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.ACTIVE)
+    # Copied from the policy when the clock starts or is retargeted: edits never rewrite history.
+    policy = models.ForeignKey(SlaPolicy, null=True, on_delete=models.SET_NULL, related_name="+")
+    policy_name = models.CharField(max_length=120)
+    target_seconds = models.PositiveIntegerField()
+    warn_seconds = models.PositiveIntegerField()
+    business_hours = models.BooleanField()
+    calendar = models.ForeignKey(BusinessCalendar, null=True, on_delete=models.SET_NULL, related_name="+")
+    pause_statuses = models.JSONField(default=list)
+    started_at = models.DateTimeField()
+    # The customer message a next-response clock answers to.
+    message = models.ForeignKey("conversations.Message", null=True, on_delete=models.SET_NULL, related_name="+")
+    elapsed = models.DurationField(help_text="Counted time up to running_since.")
+    running_since = models.DateTimeField(null=True)
+    warn_at = models.DateTimeField(null=True)
+    deadline = models.DateTimeField(null=True)
+    next_check_at = models.DateTimeField(null=True)
+    warned_at = models.DateTimeField(null=True)
+    breached_at = models.DateTimeField(null=True)
+    ended_at = models.DateTimeField(null=True)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        indexes = [
+            models.Index(fields=["next_check_at"], name="sla_clock_due", condition=models.Q(next_check_at__isnull=False)),
+            models.Index(fields=["ticket", "metric", "state"], name="sla_clock_ticket"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_metric_display()} on #{self.ticket_id} ({self.state})"
+
+    @property
+    def is_running(self) -> bool:
+        return self.state in (self.State.ACTIVE, self.State.PAUSED)
+
+
+class SlaEvent(models.Model):
+    """The clock's log: why it reads what it reads."""
+
+    class Kind(models.TextChoices):
+        START = "start", "Started"
+        PAUSE = "pause", "Paused"
+        RESUME = "resume", "Resumed"
+        FULFIL = "fulfil", "Fulfilled"
+        WARN = "warn", "Warning"
+        BREACH = "breach", "Breached"
+        RETARGET = "retarget", "Target changed"
+        STOP = "stop", "Stopped"
+
+    clock = models.ForeignKey(SlaClock, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    at = models.DateTimeField()
+    elapsed = models.DurationField()
+    reason = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [
+            # One warning and one breach per clock, whatever the sweep or a restart does.
+            models.UniqueConstraint(fields=["clock", "kind"], condition=models.Q(kind__in=["warn", "breach"]),
+                                    name="sla_event_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.reason}"
+
+
+class Notification(models.Model):
+    class Kind(models.TextChoices):
+        SLA_WARNING = "sla_warning", "SLA warning"
+        SLA_BREACH = "sla_breach", "SLA breach"
+        ASSIGNMENT = "assignment", "Assignment"
+        MENTION = "mention", "Mention"
+        MESSAGE = "message", "New message"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    ticket = models.ForeignKey(Ticket, null=True, on_delete=models.CASCADE, related_name="+")
+    text = models.CharField(max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["user", "-id"], name="notification_user")]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class ReportFact(models.Model):
+    """What the reports count, written when it happens: a report is an aggregate over these
+    indexed rows, never a scan of the timeline. Dimensions are copied as they were then."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created", "Conversation created"
+        SOLVED = "solved", "Solved"
+        REOPENED = "reopened", "Reopened"
+        MERGED = "merged", "Merged away"
+        REPLY = "reply", "Agent reply"
+        FIRST_RESPONSE = "first_response", "First response"
+        NEXT_RESPONSE = "next_response", "Next response"
+        RESOLUTION = "resolution", "Resolution"
+        SLA = "sla", "SLA outcome"
+        CSAT = "csat", "CSAT answer"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    at = models.DateTimeField()
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="+")
+    inbox = models.ForeignKey("conversations.Inbox", on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=16, blank=True)
+    team = models.ForeignKey(Team, null=True, on_delete=models.SET_NULL, related_name="+")
+    agent = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    priority = models.CharField(max_length=16, blank=True)
+    metric = models.CharField(max_length=20, choices=SlaMetric.choices, blank=True)
+    clock = models.OneToOneField(SlaClock, null=True, on_delete=models.SET_NULL, related_name="fact")
+    calendar_seconds = models.PositiveIntegerField(null=True)
+    business_seconds = models.PositiveIntegerField(null=True)
+    breached = models.BooleanField(null=True)
+    rating = models.PositiveSmallIntegerField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "at"], name="fact_kind_at")]
+        constraints = [
+            # Per conversation: created once, a first response once, one (latest) resolution
+            # and one CSAT answer.
+            models.UniqueConstraint(fields=["ticket", "kind"], name="fact_once_per_ticket",
+                                    condition=models.Q(kind__in=["created", "first_response", "resolution", "csat"])),
+        ]
+
+
+class CsatSurvey(models.Model):
+    """One satisfaction question per conversation, asked on the channel the customer used."""
+
+    ticket = models.OneToOneField(Ticket, on_delete=models.CASCADE, related_name="csat")
+    token = models.UUIDField(unique=True)
+    channel = models.CharField(max_length=16)
+    message = models.ForeignKey("conversations.Message", null=True, on_delete=models.SET_NULL, related_name="+")
+    asked_at = models.DateTimeField()
+    rating = models.PositiveSmallIntegerField(null=True)
+    comment = models.TextField(blank=True)
+    answered_at = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"CSAT #{self.ticket_id}: {self.rating or '-'}"

@@ -36,12 +36,11 @@ from conversations.services import (
     conversation_mark_seen_by_agent,
     note_create,
     reply_channel_choose,
-    reply_create,
     reply_retry,
 )
 from tickets.models import Ticket
 from tickets.selectors import VIEWS, assignee_get_for_ticket, message_get_for_agent, ticket_get_for_agent, ticket_list, timeline
-from tickets.services import conversation_merge, ticket_assign, ticket_set_status
+from tickets.services import conversation_merge, ticket_assign, ticket_reply_create, ticket_set_status
 
 PAGE_SIZE = 50
 
@@ -224,13 +223,13 @@ def conversation_reply(request: HttpRequest, conversation_id: int) -> HttpRespon
     return _compose(request, conversation_id, write=_reply_via)
 
 
-def _reply_via(*, conversation: Conversation, author: AbstractBaseUser, text: str, channel: str = "") -> Message:
-    chosen = reply_channel_choose(conversation=conversation, channel=channel or None)
-    return reply_create(conversation=conversation, author=author, text=text, channel=chosen)
+def _reply_via(*, ticket: Ticket, author: AbstractBaseUser, text: str, channel: str = "") -> Message:
+    chosen = reply_channel_choose(conversation=ticket.conversation, channel=channel or None)
+    return ticket_reply_create(ticket=ticket, author=author, text=text, channel=chosen)
 
 
-def _note(*, conversation: Conversation, author: AbstractBaseUser, text: str, channel: str = "") -> Message:
-    return note_create(conversation=conversation, author=author, text=text)
+def _note(*, ticket: Ticket, author: AbstractBaseUser, text: str, channel: str = "") -> Message:
+    return note_create(conversation=ticket.conversation, author=author, text=text)
 
 
 @require_POST
@@ -247,7 +246,7 @@ def _compose(request: HttpRequest, conversation_id: int, *, write: Callable[...,
     try:
         # One use case: "Submit as Solved" writes the reply and the status, or neither.
         with transaction.atomic():
-            write(conversation=ticket.conversation, author=request.user, text=form.cleaned_data["text"],
+            write(ticket=ticket, author=request.user, text=form.cleaned_data["text"],
                   channel=form.cleaned_data["channel"])
             if form.cleaned_data["status"]:
                 ticket_set_status(ticket=ticket, status=form.cleaned_data["status"], by=request.user)

@@ -140,6 +140,8 @@ HELPDESK = {
     "INBOUND_MAX_ATTEMPTS": env_int("INBOUND_MAX_ATTEMPTS", 8),
     # Mailgun signs a timestamp; older posts are replays.
     "MAILGUN_MAX_AGE_SECONDS": env_int("MAILGUN_MAX_AGE_SECONDS", 300),
+    # Ask for a 1-5 rating when a conversation is solved, on the channel the customer used.
+    "CSAT_ENABLED": env_bool("CSAT_ENABLED", True),
 }
 
 LOGGING = {

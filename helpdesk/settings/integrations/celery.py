@@ -42,4 +42,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("SWEEP_INTERVAL_SECONDS", 15)),
         "options": {"expires": 60},
     },
+    # Warnings and breaches reach the dashboard within this interval of their due time.
+    "sla-sweep": {
+        "task": "tickets.sla_sweep",
+        "schedule": float(env_int("SLA_SWEEP_INTERVAL_SECONDS", 15)),
+        "options": {"expires": 60},
+    },
 }
