@@ -34,7 +34,8 @@ from conversations.services import (
     system_event_create,
 )
 from conversations.threading import ThreadMatch
-from tickets.models import Ticket
+from tickets.csat import csat_answer_record, csat_sms_answer_parse, csat_sms_pending
+from tickets.models import CsatSurvey, Ticket
 from tickets.services import inbound_message_record
 
 logger = logging.getLogger(__name__)
@@ -330,7 +331,15 @@ def sms_to_message(parsed: ParsedSms) -> Message:
         external_id=parsed.message_sid,
         attachments=parsed.attachments,
     )
-    message = inbound_message_record(inbox=inbox, contact=contact, incoming=incoming, thread=thread)
+    answer = _csat_answer(thread, parsed.body)
+    if answer is None:
+        message = inbound_message_record(inbox=inbox, contact=contact, incoming=incoming, thread=thread)
+    else:
+        # The answer to our satisfaction question: kept in the timeline like any text, but
+        # it does not reopen the solved conversation.
+        survey, rating, comment = answer
+        message = inbound_message_record(inbox=inbox, contact=contact, incoming=incoming, thread=thread, reopen=False)
+        csat_answer_record(survey=survey, rating=rating, comment=comment)
     if parsed.notices:
         message.notices = [*message.notices, *parsed.notices]
         Message.objects.filter(pk=message.pk).update(notices=message.notices)
@@ -342,6 +351,17 @@ def sms_to_message(parsed: ParsedSms) -> Message:
             opt_out={Consent.OPT_OUT: True, Consent.OPT_IN: False}.get(kind),
         )
     return message
+
+
+def _csat_answer(thread: ThreadMatch, body: str) -> tuple[CsatSurvey, int, str] | None:
+    """(survey, rating, comment) when this text answers the conversation's SMS rating question."""
+    if thread.conversation is None:
+        return None
+    parsed = csat_sms_answer_parse(body)
+    if parsed is None:
+        return None
+    survey = csat_sms_pending(conversation_id=thread.conversation.pk)
+    return (survey, *parsed) if survey is not None else None
 
 
 def _contact_for_number(inbox: Inbox, number: str) -> Contact:

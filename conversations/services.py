@@ -227,6 +227,44 @@ def reply_create(*, conversation: Conversation, author: AbstractBaseUser, text: 
     return message
 
 
+def automated_reply_create(*, conversation: Conversation, text: str, channel: str) -> Message:
+    """Queue a message the desk writes itself (no author, e.g. the satisfaction question)
+    through the same outbox as agent replies, so it is delivered, retried and shown alike.
+
+    Unlike an agent's reply it answers nobody: the customer's wait (waiting_since) is left
+    as it is. Raises ApplicationError for a channel that cannot carry it (an opted-out number).
+    """
+    if not text.strip():
+        raise ApplicationError("An automated message needs some text.")
+    if channel not in (Channel.EMAIL, Channel.SMS, Channel.WEBCHAT):
+        raise ApplicationError(f"Cannot send over {channel}.")
+    if channel == Channel.SMS:
+        opted_out = sms_opt_out(sms_recipient(conversation))
+        if opted_out is not None:
+            raise ApplicationError(sms_opt_out_reason(opted_out))
+    now = timezone.now()
+    with transaction.atomic():
+        message = Message.objects.create(
+            conversation=conversation,
+            kind=Message.Kind.OUTBOUND,
+            channel=channel,
+            author_user=None,
+            text=text,
+            text_display=text,
+            subject=conversation.subject,
+            # Email and web chat (offline visitors get it by email): an answer threads on this id.
+            rfc_message_id=email_message_id_new() if channel in (Channel.EMAIL, Channel.WEBCHAT) else "",
+            thread_rule=Message.ThreadRule.AGENT,
+            delivery_status=Message.DeliveryStatus.QUEUED,
+            next_attempt_at=_sweep_due(now),
+            delivery_updated_at=now,
+        )
+        _conversation_touch(conversation, message, now=now, customer_waiting=None)
+        realtime.publish(type="message.created", inbox_id=conversation.inbox_id, conversation_id=conversation.id, message_id=message.id)
+        transaction.on_commit(lambda: outbound_enqueue(message_id=message.id))
+    return message
+
+
 def sms_opt_out_reason(identity: ContactIdentity) -> str:
     when = timezone.localtime(identity.sms_opted_out_at).strftime("%Y-%m-%d %H:%M %Z")
     keyword = identity.sms_consent_keyword or "STOP"

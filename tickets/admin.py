@@ -1,6 +1,20 @@
 from django.contrib import admin
+from django.urls import URLPattern
 
-from tickets.models import BusinessCalendar, Holiday, Tag, Team, Ticket
+from tickets.ical_admin import holidays_import_urls
+from tickets.models import (
+    BusinessCalendar,
+    Holiday,
+    InboxCalendar,
+    SlaClock,
+    SlaEscalation,
+    SlaEvent,
+    SlaPolicy,
+    SlaTarget,
+    Tag,
+    Team,
+    Ticket,
+)
 
 
 @admin.register(Team)
@@ -32,3 +46,57 @@ class HolidayInline(admin.TabularInline):
 class BusinessCalendarAdmin(admin.ModelAdmin):
     list_display = ("name", "time_zone")
     inlines = [HolidayInline]
+
+    def get_urls(self) -> list[URLPattern]:
+        # <id>/import-holidays/ (upload an .ics); before the defaults, whose catch-all would shadow it.
+        return holidays_import_urls(self) + super().get_urls()
+
+
+@admin.register(InboxCalendar)
+class InboxCalendarAdmin(admin.ModelAdmin):
+    list_display = ("inbox", "calendar")
+    list_select_related = ("inbox", "calendar")
+
+
+class SlaTargetInline(admin.TabularInline):
+    model = SlaTarget
+    extra = 0
+
+
+class SlaEscalationInline(admin.TabularInline):
+    model = SlaEscalation
+    extra = 0
+
+
+@admin.register(SlaPolicy)
+class SlaPolicyAdmin(admin.ModelAdmin):
+    list_display = ("name", "position", "active", "calendar", "warn_at_percent", "updated_at")
+    list_editable = ("position", "active")
+    filter_horizontal = ("inboxes", "tags")
+    inlines = [SlaTargetInline, SlaEscalationInline]
+
+
+class SlaEventInline(admin.TabularInline):
+    model = SlaEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ("kind", "at", "elapsed", "reason")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(SlaClock)
+class SlaClockAdmin(admin.ModelAdmin):
+    """Read-only: clocks are the record of what happened."""
+
+    list_display = ("ticket", "metric", "state", "policy_name", "deadline", "breached_at")
+    list_filter = ("metric", "state")
+    raw_id_fields = ("ticket", "policy", "message", "calendar")
+    inlines = [SlaEventInline]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_add_permission(self, request) -> bool:
+        return False

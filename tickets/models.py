@@ -156,6 +156,27 @@ class SlaPolicy(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from conversations.models import Channel
+
+        errors = {}
+        if not isinstance(self.channels, list) or not set(self.channels) <= set(Channel.values):
+            errors["channels"] = f"A list of channels among {', '.join(Channel.values)}."
+        if not isinstance(self.priorities, list) or not set(self.priorities) <= set(Ticket.Priority.values):
+            errors["priorities"] = f"A list of priorities among {', '.join(Ticket.Priority.values)}."
+        pausable = set(Ticket.OPEN_STATUSES)
+        pauses = self.pause_statuses
+        if not isinstance(pauses, dict) or not set(pauses) <= set(SlaMetric.values) or not all(
+                isinstance(v, list) and set(v) <= pausable for v in pauses.values()):
+            errors["pause_statuses"] = (f"A mapping of metric ({', '.join(SlaMetric.values)}) to a list of statuses "
+                                        f"among {', '.join(sorted(pausable))}.")
+        if not 1 <= self.warn_at_percent <= 99:
+            errors["warn_at_percent"] = "Between 1 and 99."
+        if errors:
+            raise ValidationError(errors)
+
 
 class SlaTarget(models.Model):
     policy = models.ForeignKey(SlaPolicy, on_delete=models.CASCADE, related_name="targets")

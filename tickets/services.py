@@ -19,6 +19,7 @@ from conversations.services import (
 )
 from conversations.threading import ThreadMatch
 from tickets import sla
+from tickets.csat import csat_request
 from tickets.models import Tag, Team, Ticket
 
 
@@ -118,6 +119,8 @@ def ticket_set_status(*, ticket: Ticket, status: str, by: AbstractBaseUser) -> T
         system_event_create(conversation=locked.conversation, author=by,
                             text=f"{_name(by)} changed the status from {previous_name} to {locked.get_status_display()}.")
         sla.sla_status_changed(ticket=locked, previous=previous, by=by)
+        if status == Ticket.Status.SOLVED:
+            csat_request(ticket=locked, by=by)
         realtime.publish(type="conversation.updated", inbox_id=locked.conversation.inbox_id, conversation_id=locked.pk)
     return locked
 

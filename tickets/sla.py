@@ -143,7 +143,7 @@ def _clock_hours(clock: SlaClock, cache: dict | None = None) -> WorkingHours | N
 def counted(hours: WorkingHours | None, start: datetime, end: datetime) -> timedelta:
     if end <= start:
         return ZERO
-    return business_seconds(hours, start, end) if hours is not None else end - start
+    return timedelta(seconds=business_seconds(hours, start, end)) if hours is not None else end - start
 
 
 def _point(hours: WorkingHours | None, start: datetime, seconds: float) -> datetime | None:

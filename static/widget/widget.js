@@ -135,6 +135,7 @@
 .msg .retry { border: 0; background: transparent; color: inherit; text-decoration: underline; cursor: pointer; font: inherit; padding: 0; margin-left: 6px; }
 .msg img { display: block; max-width: 100%; max-height: 220px; border-radius: 6px; margin-top: 4px; }
 .msg a { color: inherit; }
+.msg .text a { text-decoration: underline; word-break: break-all; }
 .greeting { max-width: 80%; padding: 8px 10px; border-radius: 10px; }
 .seen { align-self: flex-end; font-size: 11px; color: #52606d; margin-top: -4px; }
 .typing { padding: 4px 14px; font-size: 12px; color: #52606d; font-style: italic; background: #f5f7fa; }
@@ -280,9 +281,43 @@
   function fillMessage(node, msg) {
     node.textContent = "";
     if (msg.direction === "out" && msg.author_name) node.appendChild(el("div", { className: "author", text: msg.author_name }));
-    if (msg.text) node.appendChild(el("div", { className: "text", "data-testid": "message-text", text: msg.text }));
+    if (msg.text) {
+      const text = el("div", { className: "text", "data-testid": "message-text" });
+      // Links only in what the desk sends (e.g. the satisfaction survey); the visitor's own
+      // text stays plain.
+      if (msg.direction === "out") appendLinkified(text, String(msg.text));
+      else text.textContent = msg.text;
+      node.appendChild(text);
+    }
     for (const att of msg.attachments || []) node.appendChild(renderAttachment(att));
     node.appendChild(el("div", { className: "meta", text: formatTime(msg.created_at) }));
+  }
+
+  // http(s) URLs in plain text; trailing punctuation belongs to the sentence, not the link.
+  const URL_IN_TEXT = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+  const URL_TRAILING = /[.,;:!?)\]}'"]+$/;
+
+  function appendLinkified(parent, text) {
+    // Only text nodes and anchors built here: nothing from the message is parsed as HTML.
+    let last = 0;
+    for (const match of text.matchAll(URL_IN_TEXT)) {
+      const raw = match[0].replace(URL_TRAILING, "");
+      const href = absoluteHttpUrl(raw);
+      if (!href) continue;
+      if (match.index > last) parent.appendChild(document.createTextNode(text.slice(last, match.index)));
+      parent.appendChild(el("a", { href, target: "_blank", rel: "noopener noreferrer", "data-testid": "message-link", text: raw }));
+      last = match.index + raw.length;
+    }
+    if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)));
+  }
+
+  function absoluteHttpUrl(raw) {
+    try {
+      const parsed = new URL(raw); // no base: a relative or odd string is not a link
+      return parsed.protocol === "https:" || parsed.protocol === "http:" ? parsed.href : null;
+    } catch (err) {
+      return null;
+    }
   }
 
   function fillPending(node, item) {

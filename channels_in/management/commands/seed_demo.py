@@ -36,7 +36,8 @@ from conversations.models import Channel, Contact, ContactIdentity, Conversation
 from conversations.services import IncomingMessage, contact_get_or_create, email_message_id_new, note_create
 from conversations.threading import ThreadMatch
 from helpdesk.roles import MANAGERS_GROUP
-from tickets.models import BusinessCalendar, Tag, Team, Ticket
+from tickets.backfill import sla_backfill
+from tickets.models import BusinessCalendar, InboxCalendar, SlaEscalation, SlaPolicy, SlaTarget, Tag, Team, Ticket
 from tickets.services import inbound_message_record, ticket_assign, ticket_set_status
 
 DEMO_ADDRESS = "support@acme.test"
@@ -421,6 +422,18 @@ QUIET = {
     "on_hold": (24, 200), "solved": (12, 260), "closed": (24, 200), "failed": (3, 48),
 }
 MAX_AGE = timedelta(days=14)
+SUPPORT_CALENDAR = "Support hours (Berlin)"
+# {metric: {priority: (minutes, business hours?)}}
+STANDARD_TARGETS = {
+    "first_response": {"low": (8 * 60, True), "normal": (4 * 60, True), "high": (2 * 60, True), "urgent": (60, False)},
+    "next_response": {"low": (16 * 60, True), "normal": (8 * 60, True), "high": (4 * 60, True), "urgent": (2 * 60, False)},
+    "periodic_update": {"urgent": (4 * 60, False)},
+    "resolution": {"normal": (5 * 10 * 60, True), "high": (2 * 10 * 60, True), "urgent": (8 * 60, False)},
+}
+CHAT_TARGETS = {
+    "first_response": {priority: (15, True) for priority in ("low", "normal", "high", "urgent")},
+    "next_response": {priority: (15, True) for priority in ("low", "normal", "high", "urgent")},
+}
 BOUNCE = "Recipient refused: 550 5.1.1 <{email}>: Recipient address rejected: User unknown in virtual mailbox table"
 
 
@@ -462,6 +475,8 @@ class Command(BaseCommand):
                 if chat:
                     chat_counts = seeder.run_chat()
                     counts = {key: counts[key] + chat_counts[key] for key in counts}
+                if not SlaPolicy.objects.exists():
+                    seeder.run_sla()
                 return counts
         finally:
             if previous is None:
@@ -506,6 +521,30 @@ class Seeder:
             "conversations": len(plans),
             "messages": Message.objects.filter(conversation__inbox=self.inbox).count(),
         }
+
+    # SLA policies ------------------------------------------------------------------------
+
+    def run_sla(self) -> None:
+        """Business hours and two policies, then the history replayed through them, so the
+        dashboard shows badges and at-risk conversations and the reports have figures."""
+        hours, _ = BusinessCalendar.objects.get_or_create(name=SUPPORT_CALENDAR, defaults={
+            "time_zone": "Europe/Berlin",
+            "intervals": [{"weekday": day, "start": "08:00", "end": "18:00"} for day in range(5)],
+        })
+        for inbox in Inbox.objects.filter(name__in=[DEMO_INBOX, CHAT_INBOX]):
+            calendar = hours if inbox.name == DEMO_INBOX else BusinessCalendar.objects.get(name=CHAT_CALENDAR)
+            InboxCalendar.objects.get_or_create(inbox=inbox, defaults={"calendar": calendar})
+        chat = SlaPolicy.objects.create(name="Web chat", position=0, warn_at_percent=75)
+        chat.inboxes.set(Inbox.objects.filter(name=CHAT_INBOX))
+        standard = SlaPolicy.objects.create(name="Standard", position=10, warn_at_percent=75)
+        for policy, targets in ((chat, CHAT_TARGETS), (standard, STANDARD_TARGETS)):
+            for metric, per_priority in targets.items():
+                for priority, (minutes, business) in per_priority.items():
+                    SlaTarget.objects.create(policy=policy, metric=metric, priority=priority, minutes=minutes,
+                                             business_hours=business)
+            SlaEscalation.objects.create(policy=policy, on=SlaEscalation.On.WARN, action=SlaEscalation.Action.NOTIFY)
+            SlaEscalation.objects.create(policy=policy, on=SlaEscalation.On.BREACH, action=SlaEscalation.Action.NOTIFY_MANAGERS)
+        sla_backfill(now=self.now)
 
     # The web chat inbox -----------------------------------------------------------------
 
