@@ -457,3 +457,42 @@ def test_services_drive_the_clocks(agent, django_capture_on_commit_callbacks) ->
     ticket_set_status(ticket=ticket, status=Ticket.Status.PENDING, by=agent)
     assert clock(ticket, RES).state == "paused"
     assert clock(ticket, NRT).state == "active"  # next response is never paused by default
+
+
+# --- replaying history and validating policies -----------------------------------------------------
+
+def test_backfill_replays_a_timeline_with_its_own_times(agent) -> None:
+    """History imported (or older than the first policy) gets the clocks and facts live
+    traffic would have produced; running it again gives the same, not double."""
+    from tickets.backfill import sla_backfill
+
+    ticket = TicketFactory(assignee=agent)
+    Ticket.objects.filter(pk=ticket.pk).update(created_at=at(2, 9), status="solved", solved_at=at(2, 12))
+    for kind, when, author in (("inbound", at(2, 9), None), ("outbound", at(2, 9, 30), agent),
+                               ("inbound", at(2, 10), None), ("outbound", at(2, 11), agent)):
+        m = MessageFactory(conversation=ticket.conversation, kind=kind, author_user=author)
+        Message.objects.filter(pk=m.pk).update(created_at=when)
+    policy({(FRT, "normal"): (60, False), (NRT, "normal"): (30, False), (RES, "normal"): (240, False)})
+    for _ in range(2):
+        sla_backfill(ticket_ids=[ticket.pk], now=at(3, 9))
+    facts = dict(ReportFact.objects.filter(ticket=ticket).exclude(kind="sla").values_list("kind", "calendar_seconds"))
+    assert facts == {"created": None, "reply": None, "first_response": 30 * 60, "next_response": 60 * 60,
+                     "solved": None, "resolution": 3 * H}
+    assert ReportFact.objects.filter(ticket=ticket, kind="reply").count() == 2
+    outcomes = dict(ReportFact.objects.filter(ticket=ticket, kind="sla").values_list("metric", "breached"))
+    assert outcomes == {FRT: False, NRT: True, RES: False}  # the next response took 60 of 30 minutes
+    assert Ticket.objects.get(pk=ticket.pk).status == "solved"
+    assert not SlaClock.objects.filter(ticket=ticket, state__in=["active", "paused"]).exists()
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("channels", ["fax"]), ("priorities", ["critical"]), ("pause_statuses", {"resolution": ["solved"]}),
+    ("pause_statuses", {"uptime": ["pending"]}), ("warn_at_percent", 100),
+])
+def test_a_policy_with_unknown_values_is_refused(field: str, value: object) -> None:
+    from django.core.exceptions import ValidationError
+
+    p = SlaPolicy(name="Bad", **{field: value})
+    with pytest.raises(ValidationError) as err:
+        p.full_clean()
+    assert field in err.value.message_dict
