@@ -270,6 +270,7 @@ def _breach_record(clock: SlaClock, *, ticket: Ticket, now: datetime, hours: Wor
         with transaction.atomic():
             _log(clock, SlaEvent.Kind.BREACH, at=now, reason=reason, hours=hours)
     except IntegrityError:
+        clock.breached_at = clock.breached_at or now  # recorded already: never due for it again
         return False
     clock.breached_at = now
     _fact_write(kind=ReportFact.Kind.SLA, ticket=ticket, at=clock.deadline or now, metric=clock.metric, clock=clock,
@@ -304,14 +305,16 @@ def sla_customer_wrote(*, ticket: Ticket, message: Message, now: datetime | None
     now = now or timezone.now()
     if ticket.status in DONE_STATUSES:
         return
-    if not ReportFact.objects.filter(ticket=ticket, kind=ReportFact.Kind.FIRST_RESPONSE).exists():
-        return  # the first-response clock covers it
-    if ticket.sla_clocks.filter(metric=SlaMetric.NEXT_RESPONSE, state__in=RUNNING).exists():
+    answered = ReportFact.objects.filter(ticket=ticket, kind=ReportFact.Kind.FIRST_RESPONSE).exists()
+    # Before any reply the first response is what the customer waits for: its clock covers
+    # the message, or starts again if it was stopped (solved without a reply, then reopened).
+    metric = SlaMetric.NEXT_RESPONSE if answered else SlaMetric.FIRST_RESPONSE
+    if ticket.sla_clocks.filter(metric=metric, state__in=RUNNING).exists():
         return
-    target = _targets(ticket).get(SlaMetric.NEXT_RESPONSE)
+    target = _targets(ticket).get(metric)
     if target is not None:
-        clock_start(ticket=ticket, target=target, at=message.created_at, now=now, message=message,
-                    reason="the customer wrote and is waiting for an answer")
+        why = "the customer wrote and is waiting for an answer" if answered else "the customer wrote again before any reply"
+        clock_start(ticket=ticket, target=target, at=message.created_at, now=now, message=message, reason=why)
     ticket_sla_refresh(ticket=ticket, now=now)
 
 
@@ -468,35 +471,35 @@ def _clock_check(*, clock_id: int, ticket_id: int, now: datetime, cache: dict) -
             return 0, 0  # handled meanwhile (another sweep, a reply)
         hours = _clock_hours(clock, cache)
         warned = breached = 0
-        used = elapsed_at(clock, now, hours)
         if clock.warned_at is None and clock.breached_at is None and clock.warn_at and clock.warn_at <= now:
-            warned = _warn_record(clock, ticket=ticket, now=now, hours=hours, used=used)
+            left = max(clock.target_seconds - elapsed_at(clock, now, hours).total_seconds(), 0)
+            warned = _warn_record(clock, now=now, hours=hours,
+                                  reason=f"{clock.get_metric_display()}: {_minutes(left)} left of {_minutes(clock.target_seconds)}")
         if clock.breached_at is None and clock.deadline and clock.deadline <= now:
             breached = _breach_record(clock, ticket=ticket, now=now, hours=hours,
                                       reason=f"{clock.get_metric_display()}: the {_minutes(clock.target_seconds)} "
                                              f"target passed with no {_awaited(clock.metric)}")
-            if breached:
-                _escalate(clock, ticket=ticket, on=SlaEscalation.On.BREACH, now=now)
-                realtime.publish(type="sla.breached", inbox_id=ticket.conversation.inbox_id, conversation_id=ticket.pk)
         if clock.warned_at is None and clock.breached_at is not None:
             clock.warned_at = clock.breached_at  # a breach found at once needs no separate warning
         _schedule(clock, hours, now)
+        # Saved before escalating: an escalation may retarget this very clock.
         clock.save(update_fields=["warned_at", "breached_at", "warn_at", "deadline", "next_check_at"])
+        for done, on, event in ((warned, SlaEscalation.On.WARN, "sla.warned"), (breached, SlaEscalation.On.BREACH, "sla.breached")):
+            if done:
+                _escalate(clock, ticket=ticket, on=on, now=now)
+                realtime.publish(type=event, inbox_id=ticket.conversation.inbox_id, conversation_id=ticket.pk)
         ticket_sla_refresh(ticket=ticket, now=now)
     return warned, breached
 
 
-def _warn_record(clock: SlaClock, *, ticket: Ticket, now: datetime, hours: WorkingHours | None, used: timedelta) -> int:
-    left = max(clock.target_seconds - used.total_seconds(), 0)
+def _warn_record(clock: SlaClock, *, now: datetime, hours: WorkingHours | None, reason: str) -> int:
     try:
         with transaction.atomic():
-            _log(clock, SlaEvent.Kind.WARN, at=now, hours=hours,
-                 reason=f"{clock.get_metric_display()}: {_minutes(left)} left of {_minutes(clock.target_seconds)}")
+            _log(clock, SlaEvent.Kind.WARN, at=now, hours=hours, reason=reason)
     except IntegrityError:
+        clock.warned_at = clock.warned_at or now  # recorded already: never due for it again
         return 0
     clock.warned_at = now
-    _escalate(clock, ticket=ticket, on=SlaEscalation.On.WARN, now=now)
-    realtime.publish(type="sla.warned", inbox_id=ticket.conversation.inbox_id, conversation_id=ticket.pk)
     return 1
 
 
@@ -527,7 +530,6 @@ def _escalate(clock: SlaClock, *, ticket: Ticket, on: str, now: datetime) -> Non
             system_event_create(conversation=ticket.conversation, text=(
                 f"SLA {what} ({clock.get_metric_display()}): priority raised from {before} to {ticket.get_priority_display()}."))
             sla_ticket_changed(ticket=ticket, now=now, reason=f"priority raised to {ticket.get_priority_display()} by escalation")
-            clock.refresh_from_db()
         elif rule.action == SlaEscalation.Action.MOVE_TO_TEAM and rule.team_id and ticket.team_id != rule.team_id:
             ticket.team = rule.team
             Ticket.objects.filter(pk=ticket.pk).update(team=rule.team)

@@ -191,6 +191,18 @@ def test_no_next_response_clock_before_the_first_response() -> None:
     ticket = ticket_at(at(2, 9))
     customer(ticket, at(2, 9, 5))
     assert not SlaClock.objects.filter(ticket=ticket, metric=NRT).exists()
+    assert SlaClock.objects.filter(ticket=ticket, metric=FRT).count() == 1
+
+
+def test_first_response_starts_again_when_reopened_without_any_reply(agent) -> None:
+    policy({(FRT, "normal"): (60, False), (NRT, "normal"): (30, False)})
+    ticket = ticket_at(at(2, 9))
+    status(ticket, Ticket.Status.SOLVED, at(2, 9, 10), agent)  # solved without a reply
+    status(ticket, Ticket.Status.OPEN, at(2, 11), None)
+    customer(ticket, at(2, 11))
+    c = clock(ticket, FRT)
+    assert c.state == SlaClock.State.ACTIVE and c.deadline == at(2, 12)
+    assert not SlaClock.objects.filter(ticket=ticket, metric=NRT).exists()
 
 
 # --- periodic update ---------------------------------------------------------------------------
@@ -421,8 +433,12 @@ def test_escalations_notify_raise_priority_and_move_team(agent) -> None:
     texts = list(t.conversation.messages.filter(kind="system").values_list("text", flat=True))
     assert any("priority raised from Normal to High" in x for x in texts)
     assert any("moved to the team Tier 2" in x for x in texts)
-    # The raised priority gave the running clock the tighter target, logged as such.
-    assert "retarget" in kinds(clock(ticket, FRT))
+    # The raised priority gave the running clock the tighter target, logged as such; its
+    # breach stays recorded and it is never due again.
+    c = clock(ticket, FRT)
+    assert kinds(c) == ["start", "warn", "breach", "retarget"]
+    assert c.breached_at is not None and c.next_check_at is None and c.target_seconds == 1800
+    assert sla.sla_sweep(now=at(2, 10, 1)).examined == 0
 
 
 # --- wiring through the services ------------------------------------------------------------------
