@@ -105,7 +105,8 @@ def test_customer_reply_reopens_a_solved_ticket_with_a_system_event(channel):
     system = Message.objects.filter(conversation_id=ticket.pk, kind=Message.Kind.SYSTEM).values_list("text", flat=True)
     assert any("Reopened by the customer's reply (was Solved)" in t for t in system)
     conversation = Conversation.objects.get(pk=ticket.pk)
-    assert conversation.waiting_since is not None and conversation.message_count == 4
+    # Two customer messages, the satisfaction question asked on solving, two system lines.
+    assert conversation.waiting_since is not None and conversation.message_count == 5
 
 
 def test_quoted_history_is_folded_for_display(channel):

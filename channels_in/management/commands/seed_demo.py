@@ -27,6 +27,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
+from django.test.utils import override_settings
 from django.utils import timezone
 
 from channels_in.models import EmailChannel, SmsChannel, Visitor, WebChatChannel
@@ -37,7 +38,18 @@ from conversations.services import IncomingMessage, contact_get_or_create, email
 from conversations.threading import ThreadMatch
 from helpdesk.roles import MANAGERS_GROUP
 from tickets.backfill import sla_backfill
-from tickets.models import BusinessCalendar, InboxCalendar, SlaEscalation, SlaPolicy, SlaTarget, Tag, Team, Ticket
+from tickets.models import (
+    BusinessCalendar,
+    CsatSurvey,
+    InboxCalendar,
+    ReportFact,
+    SlaEscalation,
+    SlaPolicy,
+    SlaTarget,
+    Tag,
+    Team,
+    Ticket,
+)
 from tickets.services import inbound_message_record, ticket_assign, ticket_set_status
 
 DEMO_ADDRESS = "support@acme.test"
@@ -430,6 +442,13 @@ STANDARD_TARGETS = {
     "periodic_update": {"urgent": (4 * 60, False)},
     "resolution": {"normal": (5 * 10 * 60, True), "high": (2 * 10 * 60, True), "urgent": (8 * 60, False)},
 }
+CSAT_COMMENTS = {
+    5: ["", "Quick and friendly, thank you!", "Solved in one reply. Great."],
+    4: ["", "Good, took a little while.", "Helpful, thanks."],
+    3: ["", "Fine in the end."],
+    2: ["", "Took too long.", "I had to explain it twice."],
+    1: ["", "Still not fixed, honestly."],
+}
 CHAT_TARGETS = {
     "first_response": {priority: (15, True) for priority in ("low", "normal", "high", "urgent")},
     "next_response": {priority: (15, True) for priority in ("low", "normal", "high", "urgent")},
@@ -468,8 +487,11 @@ class Command(BaseCommand):
         # Backdated history is not live news, and seeding runs before Redis is up: the
         # services' Event rows are written, but their pushes go to a throwaway layer.
         previous = channel_layers.set(DEFAULT_CHANNEL_LAYER, InMemoryChannelLayer())
+        # Nor is a solve two weeks ago a reason to ask those customers for a rating today: the
+        # demo's answers are written with their history (run_sla).
+        no_csat = override_settings(HELPDESK={**settings.HELPDESK, "CSAT_ENABLED": False})
         try:
-            with transaction.atomic():
+            with no_csat, transaction.atomic():
                 seeder = Seeder(now=timezone.now(), rng=random.Random(20250301))
                 counts = seeder.run() if email else {"conversations": 0, "messages": 0}
                 if chat:
@@ -545,6 +567,23 @@ class Seeder:
             SlaEscalation.objects.create(policy=policy, on=SlaEscalation.On.WARN, action=SlaEscalation.Action.NOTIFY)
             SlaEscalation.objects.create(policy=policy, on=SlaEscalation.On.BREACH, action=SlaEscalation.Action.NOTIFY_MANAGERS)
         sla_backfill(now=self.now)
+        self._csat_answers()
+
+    def _csat_answers(self) -> None:
+        """Most solved customers answered the survey, a few hours after the solve."""
+        solved = Ticket.objects.filter(status__in=[Ticket.Status.SOLVED, Ticket.Status.CLOSED], solved_at__isnull=False,
+                                       conversation__merged_into__isnull=True).select_related("conversation")
+        for ticket in solved.order_by("pk"):
+            if self.rng.random() < 0.3:
+                continue
+            rating = self.rng.choices([5, 4, 3, 2, 1], weights=[50, 25, 10, 8, 7])[0]
+            answered = min(ticket.solved_at + timedelta(hours=self.rng.uniform(0.5, 20)), self.now)
+            CsatSurvey.objects.create(ticket=ticket, token=uuid.uuid4(), channel=ticket.channel or Channel.EMAIL,
+                                      asked_at=ticket.solved_at, rating=rating, answered_at=answered,
+                                      comment=self.rng.choice(CSAT_COMMENTS[rating]))
+            ReportFact.objects.create(kind=ReportFact.Kind.CSAT, at=answered, ticket=ticket, rating=rating,
+                                      inbox_id=ticket.conversation.inbox_id, channel=ticket.channel,
+                                      team_id=ticket.team_id, agent_id=ticket.assignee_id, priority=ticket.priority)
 
     # The web chat inbox -----------------------------------------------------------------
 
