@@ -26,18 +26,27 @@ from rest_framework.views import APIView
 from conversations.models import Channel, ContactIdentity, Message
 from conversations.selectors import contact_get_for_agent, contact_list, reply_channels
 from conversations.services import ApplicationError, contact_merge, note_create, reply_channel_choose, reply_retry
-from tickets.models import Team, Ticket
+from tickets.models import SlaClock, SlaEvent, SlaMetric, Team, Ticket
 from tickets.selectors import (
     VIEWS,
+    ClockReading,
     assignee_get_for_ticket,
     events_after,
     message_get_for_agent,
+    sla_clocks_for_ticket,
     ticket_get_for_agent,
     ticket_list,
     ticket_list_for_contact,
     timeline,
 )
-from tickets.services import conversation_merge, ticket_assign, ticket_reply_create, ticket_set_status
+from tickets.services import (
+    conversation_merge,
+    ticket_assign,
+    ticket_reply_create,
+    ticket_set_priority,
+    ticket_set_status,
+    ticket_set_tags,
+)
 
 REPLY_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.WEBCHAT)
 
@@ -159,7 +168,7 @@ class KeysetCursorPagination(CursorPagination):
         except (ValueError, TypeError, DjangoValidationError):
             raise NotFound(self.invalid_cursor_message) from None
 
-    def _sort_model_field(self, model: type[Model]):  # noqa: ANN202 - a django Field
+    def _sort_model_field(self, model: type[Model]):
         *relations, name = self.sort_field.split(LOOKUP_SEP)
         for relation in relations:
             model = model._meta.get_field(relation).related_model
@@ -218,6 +227,24 @@ class TeamRefSerializer(serializers.Serializer):
     name = serializers.CharField()
 
 
+SLA_STATES = [value for value, _label in Ticket._meta.get_field("sla_state").choices]
+
+
+# Inline in the schema: an enum component would collide with the clock's `state`.
+@extend_schema_field({"type": "string", "enum": SLA_STATES})
+class _SlaStateField(serializers.CharField):
+    pass
+
+
+class SlaSummarySerializer(serializers.Serializer):
+    """The ticket's SLA at a glance, kept by the SLA services (no clock is read)."""
+
+    state = _SlaStateField(source="sla_state", allow_blank=True,
+                           help_text="'' (no SLA), ok, warning (at risk), breached or paused")
+    due_at = serializers.DateTimeField(source="sla_due_at", allow_null=True,
+                                       help_text="The nearest deadline among the running clocks.")
+
+
 @extend_schema_serializer(component_name="Conversation")
 class ConversationSerializer(serializers.Serializer):
     """A conversation with its ticket state; the object is a Ticket (same id)."""
@@ -242,9 +269,73 @@ class ConversationSerializer(serializers.Serializer):
     merged_into = serializers.IntegerField(
         source="conversation.merged_into_id", allow_null=True,
         help_text="Set when this conversation was merged into another: its messages are there now.")
+    sla = SlaSummarySerializer(source="*")
 
     def get_tags(self, ticket: Ticket) -> list[str]:
         return [tag.name for tag in ticket.tags.all()]
+
+
+class SlaEventSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    kind = serializers.ChoiceField(choices=SlaEvent.Kind.choices)
+    reason = serializers.CharField()
+    elapsed_seconds = serializers.SerializerMethodField(help_text="Time the clock had counted at this moment.")
+
+    def get_elapsed_seconds(self, event: SlaEvent) -> int:
+        return int(event.elapsed.total_seconds())
+
+
+@extend_schema_serializer(component_name="SlaClock")
+class SlaClockSerializer(serializers.Serializer):
+    """One clock as it reads now; `events` says why."""
+
+    id = serializers.IntegerField(source="clock.pk")
+    metric = serializers.ChoiceField(source="clock.metric", choices=SlaMetric.choices)
+    state = serializers.ChoiceField(source="clock.state", choices=SlaClock.State.choices)
+    policy = serializers.CharField(source="clock.policy_name", help_text="The policy's name when the clock started or was retargeted.")
+    target_seconds = serializers.IntegerField(source="clock.target_seconds")
+    business_hours = serializers.BooleanField(source="clock.business_hours",
+                                              help_text="Counts only the calendar's working time (else real time).")
+    calendar = serializers.CharField(source="clock.calendar.name", allow_null=True, default=None)
+    started_at = serializers.DateTimeField(source="clock.started_at")
+    warn_at = serializers.DateTimeField(source="clock.warn_at", allow_null=True)
+    deadline = serializers.DateTimeField(source="clock.deadline", allow_null=True,
+                                         help_text="When it breaches if it keeps running (running clocks only).")
+    warned_at = serializers.DateTimeField(source="clock.warned_at", allow_null=True)
+    breached_at = serializers.DateTimeField(source="clock.breached_at", allow_null=True)
+    ended_at = serializers.DateTimeField(source="clock.ended_at", allow_null=True)
+    elapsed_seconds = serializers.SerializerMethodField(help_text="Counted so far (business time on a business clock).")
+    remaining_seconds = serializers.SerializerMethodField(help_text="Target minus elapsed; negative once passed.")
+    breached = serializers.BooleanField()
+    events = SlaEventSerializer(many=True)
+
+    def get_elapsed_seconds(self, reading: ClockReading) -> int:
+        return int(reading.used.total_seconds())
+
+    def get_remaining_seconds(self, reading: ClockReading) -> int:
+        return int(reading.left.total_seconds())
+
+
+class SlaDetailSerializer(SlaSummarySerializer):
+    clocks = serializers.SerializerMethodField()
+
+    @extend_schema_field(SlaClockSerializer(many=True))
+    def get_clocks(self, ticket: Ticket) -> list[dict]:
+        return SlaClockSerializer(self.context["sla_clocks"], many=True).data
+
+
+@extend_schema_serializer(component_name="ConversationDetail")
+class ConversationDetailSerializer(ConversationSerializer):
+    """The conversation with its SLA clocks and their event logs (context: sla_clocks)."""
+
+    sla = SlaDetailSerializer(source="*")
+
+
+def conversation_detail(*, request: Request, conversation_id: int) -> Response:
+    """The detail shape, read afresh (after a change: the new state and clock events)."""
+    ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+    clocks = sla_clocks_for_ticket(ticket=ticket)
+    return Response(ConversationDetailSerializer(ticket, context={"sla_clocks": clocks}).data)
 
 
 class AuthorSerializer(serializers.Serializer):
@@ -327,14 +418,51 @@ class ConversationListApi(ApiErrorsMixin, APIView):
 
 
 class ConversationDetailApi(ApiErrorsMixin, APIView):
-    """One conversation with its ticket state (404 outside the agent's inboxes)."""
+    """One conversation with its ticket state and SLA clocks (404 outside the agent's inboxes)."""
 
-    OutputSerializer = ConversationSerializer
+    OutputSerializer = ConversationDetailSerializer
 
     @extend_schema(operation_id="conversations_retrieve", responses=OutputSerializer)
     def get(self, request: Request, conversation_id: int) -> Response:
+        return conversation_detail(request=request, conversation_id=conversation_id)
+
+
+class ConversationPrioritySetApi(ApiErrorsMixin, APIView):
+    """Set the priority; the SLA policy is matched again and running clocks take the new
+    targets from now on (time already counted stays)."""
+
+    @extend_schema_serializer(component_name="PriorityInput")
+    class InputSerializer(serializers.Serializer):
+        priority = serializers.ChoiceField(choices=Ticket.Priority.choices)
+
+    OutputSerializer = ConversationDetailSerializer
+
+    @extend_schema(operation_id="conversations_priority_set", request=InputSerializer, responses=OutputSerializer)
+    def post(self, request: Request, conversation_id: int) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
         ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
-        return Response(self.OutputSerializer(ticket).data)
+        ticket_set_priority(ticket=ticket, priority=serializer.validated_data["priority"], by=request.user)
+        return conversation_detail(request=request, conversation_id=conversation_id)
+
+
+class ConversationTagsSetApi(ApiErrorsMixin, APIView):
+    """Replace the tags (created as needed, lower case); the SLA policy is matched again."""
+
+    @extend_schema_serializer(component_name="TagsInput")
+    class InputSerializer(serializers.Serializer):
+        tags = serializers.ListField(child=serializers.SlugField(max_length=60), max_length=50, allow_empty=True,
+                                     help_text="The complete set; [] removes every tag.")
+
+    OutputSerializer = ConversationDetailSerializer
+
+    @extend_schema(operation_id="conversations_tags_set", request=InputSerializer, responses=OutputSerializer)
+    def post(self, request: Request, conversation_id: int) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+        ticket_set_tags(ticket=ticket, names=serializer.validated_data["tags"], by=request.user)
+        return conversation_detail(request=request, conversation_id=conversation_id)
 
 
 class MessageListApi(ApiErrorsMixin, APIView):

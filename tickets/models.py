@@ -62,6 +62,8 @@ class Ticket(models.Model):
         indexes = [
             models.Index(fields=["status", "assignee"], name="ticket_status_assignee"),
             models.Index(fields=["sla_due_at"], name="ticket_sla_due", condition=models.Q(sla_due_at__isnull=False)),
+            # The "SLA at risk" view: tickets already warned or breached, besides those due soon.
+            models.Index(fields=["sla_state"], name="ticket_sla_alert", condition=models.Q(sla_state__in=["warning", "breached"])),
         ]
 
     def __str__(self) -> str:

@@ -201,9 +201,8 @@ def clock_start(*, ticket: Ticket, target: Target, at: datetime, now: datetime, 
         elapsed=ZERO, running_since=None if paused else at, state=State.PAUSED if paused else State.ACTIVE,
     )
     hours = _clock_hours(clock)
-    # Started in the past (a target applied later, or a message older than now): count to now.
-    if not paused and at < now:
-        clock.elapsed, clock.running_since = counted(hours, at, now), now
+    # Started in the past (a target applied later, a replayed history) it may be due already:
+    # its deadline is still the moment the target passed, not now.
     _schedule(clock, hours, now)
     clock.save()
     kind = "business" if clock.business_hours else "calendar"

@@ -7,8 +7,9 @@ could not run anything.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import wraps
 
 import nh3
@@ -28,7 +29,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 
 from conversations.html import html_with_cid_urls, sanitize_email_html
-from conversations.models import Attachment, Channel, ContactIdentity, Conversation, Event, Message
+from conversations.models import Attachment, Channel, ContactIdentity, Event, Message
 from conversations.selectors import channel_config, contact_get_for_agent, contact_identities, conversation_visitors, reply_channels
 from conversations.services import (
     ApplicationError,
@@ -39,8 +40,28 @@ from conversations.services import (
     reply_retry,
 )
 from tickets.models import Ticket
-from tickets.selectors import VIEWS, assignee_get_for_ticket, message_get_for_agent, ticket_get_for_agent, ticket_list, timeline
-from tickets.services import conversation_merge, ticket_assign, ticket_reply_create, ticket_set_status
+from tickets.notifications import notifications_mark_read
+from tickets.selectors import (
+    SORTS,
+    VIEWS,
+    ClockReading,
+    assignee_get_for_ticket,
+    message_get_for_agent,
+    notifications_for_user,
+    notifications_unread_count,
+    sla_clocks_for_ticket,
+    ticket_get_for_agent,
+    ticket_list,
+    timeline,
+)
+from tickets.services import (
+    conversation_merge,
+    ticket_assign,
+    ticket_reply_create,
+    ticket_set_priority,
+    ticket_set_status,
+    ticket_set_tags,
+)
 
 PAGE_SIZE = 50
 
@@ -88,7 +109,11 @@ def dashboard(request: HttpRequest, conversation_id: int | None = None) -> HttpR
         ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
         if ticket.conversation.merged_into_id is not None:
             return _merged_redirect(request, ticket, "conversation")
-    context: dict[str, object] = {"last_seq": last_seq, "views": _view_tabs(), **_list_context(request, view, conversation_id)}
+    context: dict[str, object] = {
+        "last_seq": last_seq, "views": _view_tabs(), "sorts": SORT_LABELS,
+        "unread_notifications": notifications_unread_count(user=request.user),
+        **_list_context(request, view, conversation_id),
+    }
     if ticket is not None:
         context |= _conversation_context(request, ticket.pk, ticket=ticket)
     return render(request, "tickets/dashboard.html", context)
@@ -119,6 +144,16 @@ def conversation_timeline(request: HttpRequest, conversation_id: int) -> HttpRes
     return render(request, "tickets/_conversation.html", _conversation_context(request, conversation_id, ticket=ticket))
 
 
+@require_GET
+@dashboard_csp
+def conversation_sla(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """The conversation's SLA panel alone: its clocks, each with its event log."""
+    ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+    now = timezone.now()
+    _sla_badge(ticket, now)
+    return render(request, "tickets/_sla_panel.html", _sla_context(ticket, now))
+
+
 @require_POST
 def conversation_seen(request: HttpRequest, conversation_id: int) -> HttpResponse:
     """The agent has the conversation's timeline on screen: a seen receipt for the customer."""
@@ -132,9 +167,18 @@ def _view_param(request: HttpRequest) -> str:
     return view if view in VIEWS else "open"
 
 
+def _sort_param(request: HttpRequest) -> str:
+    sort = request.GET.get("sort", "activity")
+    return sort if sort in SORTS else "activity"
+
+
 def _view_tabs() -> list[tuple[str, str]]:
-    labels = {"open": "Open", "mine": "Mine", "unassigned": "Unassigned", "pending": "Pending", "solved": "Solved", "all": "All"}
+    labels = {"open": "Open", "mine": "Mine", "unassigned": "Unassigned", "pending": "Pending", "at_risk": "SLA at risk",
+              "solved": "Solved", "all": "All"}
     return [(view, labels[view]) for view in VIEWS]
+
+
+SORT_LABELS = [("activity", "Latest activity"), ("sla_due", "SLA due")]
 
 
 def _latest_seq() -> int:
@@ -143,12 +187,42 @@ def _latest_seq() -> int:
 
 
 def _list_context(request: HttpRequest, view: str, selected_id: int | None) -> dict[str, object]:
-    rows = list(ticket_list(user=request.user, view=view)[: PAGE_SIZE + 1])
     now = timezone.now()
+    sort = _sort_param(request)
+    rows = list(ticket_list(user=request.user, view=view, sort=sort, now=now)[: PAGE_SIZE + 1])
     for ticket in rows[:PAGE_SIZE]:
         since = ticket.conversation.waiting_since
         ticket.waiting_label = _short_age(now - since) if since and ticket.is_open else ""
-    return {"tickets": rows[:PAGE_SIZE], "has_more": len(rows) > PAGE_SIZE, "view": view, "selected_id": selected_id}
+        _sla_badge(ticket, now)
+    return {"tickets": rows[:PAGE_SIZE], "has_more": len(rows) > PAGE_SIZE, "view": view, "sort": sort,
+            "selected_id": selected_id, "now": now}
+
+
+SLA_BADGE_LABELS = {"ok": "", "warning": "At risk", "breached": "Breached", "paused": "Paused"}
+
+
+def _sla_badge(ticket: Ticket, now: datetime) -> None:
+    """The list's and header's SLA badge: the state, and the calendar time to the nearest
+    deadline (negative once it passed), which desk.js keeps ticking."""
+    ticket.sla_label = SLA_BADGE_LABELS.get(ticket.sla_state, "")
+    left = ticket.sla_due_at - now if ticket.sla_due_at else None
+    ticket.sla_left = _countdown(left) if left is not None else ""
+    ticket.sla_overdue = left is not None and left.total_seconds() < 0
+
+
+def _countdown(delta: timedelta) -> str:
+    """Time left as an agent scans it: 2d 4h, 1h 05m, 4m 09s; a minus sign once overdue.
+    desk.js formats the ticking value the same way (countdown())."""
+    seconds = int(delta.total_seconds())
+    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{sign}{days}d {hours}h"
+    if hours:
+        return f"{sign}{hours}h {minutes:02d}m"
+    return f"{sign}{minutes}m {secs:02d}s"
 
 
 def _short_age(age: timedelta) -> str:
@@ -169,7 +243,12 @@ def _conversation_context(request: HttpRequest, conversation_id: int, *, ticket:
     # Only web chat inboxes have visitors: other inboxes skip the query.
     visitors = conversation_visitors(conversation) if channel_config(conversation.inbox, "webchat_channel") else []
     channels = reply_channels(conversation, identities=identities, visitors=visitors)
+    now = timezone.now()
+    _sla_badge(ticket, now)
     return {
+        **_sla_context(ticket, now),
+        "priorities": Ticket.Priority.choices,
+        "tags_value": ", ".join(tag.name for tag in ticket.tags.order_by("name")),
         "ticket": ticket,
         "conversation": conversation,
         "entries": list(timeline(conversation_id=ticket.pk)),
@@ -181,6 +260,53 @@ def _conversation_context(request: HttpRequest, conversation_id: int, *, ticket:
         "reply_channels": channels,
         "reply_blocked": _reply_blocked_reason(channels),
     }
+
+
+def _sla_context(ticket: Ticket, now: datetime) -> dict[str, object]:
+    return {"ticket": ticket, "sla_clocks": [_clock_row(reading) for reading in sla_clocks_for_ticket(ticket=ticket, now=now)],
+            "now": now}
+
+
+def _clock_row(reading: ClockReading) -> dict[str, object]:
+    """What the SLA panel shows of one clock; the figures are the engine's (selectors)."""
+    clock = reading.clock
+    return {
+        "id": clock.pk,
+        "metric": clock.metric,
+        "metric_label": clock.get_metric_display(),
+        "policy": clock.policy_name,
+        "target": _span(timedelta(seconds=clock.target_seconds)),
+        "kind": "business" if clock.business_hours else "calendar",
+        "calendar": clock.calendar.name if clock.business_hours and clock.calendar else "",
+        "state": clock.state,
+        "state_label": clock.get_state_display(),
+        "running": clock.is_running,
+        "used": _span(reading.used),
+        "left": _span(reading.left),
+        "overdue": reading.left.total_seconds() < 0,
+        "deadline": clock.deadline if clock.state == clock.State.ACTIVE else None,
+        "warned_at": clock.warned_at,
+        "breached_at": clock.breached_at,
+        "breached": reading.breached,
+        "started_at": clock.started_at,
+        "ended_at": clock.ended_at,
+        "events": [{"at": e.at, "kind": e.kind, "kind_label": e.get_kind_display(), "reason": e.reason,
+                    "elapsed": _span(e.elapsed)} for e in reading.events],
+    }
+
+
+def _span(delta: timedelta) -> str:
+    """A duration in the panel: 1h 05m 00s, 12m 30s, 2d 3h 10m; negative with a minus sign."""
+    seconds = int(delta.total_seconds())
+    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{sign}{days}d {hours}h {minutes:02d}m"
+    if hours:
+        return f"{sign}{hours}h {minutes:02d}m {secs:02d}s"
+    return f"{sign}{minutes}m {secs:02d}s"
 
 
 def _identity_row(identity: ContactIdentity) -> dict[str, object]:
@@ -215,6 +341,26 @@ class ComposeForm(forms.Form):
 
 class StatusForm(forms.Form):
     status = forms.ChoiceField(choices=Ticket.Status.choices)
+
+
+class PriorityForm(forms.Form):
+    priority = forms.ChoiceField(choices=Ticket.Priority.choices)
+
+
+TAG_NAME = re.compile(r"^[-a-z0-9_]{1,60}$")
+
+
+class TagsForm(forms.Form):
+    """Tags as typed: separated by commas or spaces; empty removes them all."""
+
+    tags = forms.CharField(max_length=2000, required=False)
+
+    def clean_tags(self) -> list[str]:
+        names = [name.strip().lower() for name in re.split(r"[,\s]+", self.cleaned_data["tags"]) if name.strip()]
+        bad = [name for name in names if not TAG_NAME.match(name)]
+        if bad:
+            raise forms.ValidationError(f"Tags are made of letters, digits, - and _ (up to 60): {', '.join(bad)}.")
+        return names
 
 
 @require_POST
@@ -263,6 +409,30 @@ def conversation_status(request: HttpRequest, conversation_id: int) -> HttpRespo
     if not form.is_valid():
         return _action_failed(request, ticket.pk, _form_error(form))
     ticket_set_status(ticket=ticket, status=form.cleaned_data["status"], by=request.user)
+    return _action_done(request, ticket.pk)
+
+
+@require_POST
+@dashboard_csp
+def conversation_priority(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """Set the priority; the SLA policy is matched again (new targets from now on)."""
+    ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+    form = PriorityForm(request.POST)
+    if not form.is_valid():
+        return _action_failed(request, ticket.pk, _form_error(form))
+    ticket_set_priority(ticket=ticket, priority=form.cleaned_data["priority"], by=request.user)
+    return _action_done(request, ticket.pk)
+
+
+@require_POST
+@dashboard_csp
+def conversation_tags(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """Replace the tags; the SLA policy is matched again."""
+    ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+    form = TagsForm(request.POST)
+    if not form.is_valid():
+        return _action_failed(request, ticket.pk, _form_error(form))
+    ticket_set_tags(ticket=ticket, names=form.cleaned_data["tags"], by=request.user)
     return _action_done(request, ticket.pk)
 
 
@@ -323,6 +493,34 @@ def message_retry(request: HttpRequest, message_id: int) -> HttpResponse:
     except ApplicationError as err:
         return _action_failed(request, message.conversation_id, str(err))
     return _action_done(request, message.conversation_id)
+
+
+# Notifications --------------------------------------------------------------------------
+
+@require_GET
+@dashboard_csp
+def notification_list(request: HttpRequest) -> HttpResponse:
+    """The bell's list: the agent's latest notifications and the unread count, as a fragment."""
+    return _notification_fragment(request)
+
+
+@require_POST
+@dashboard_csp
+def notifications_read(request: HttpRequest) -> HttpResponse:
+    """Mark one notification (`id`) or all of them read; answers the refreshed list."""
+    raw = request.POST.get("id", "")
+    if raw and not raw.isdigit():
+        return HttpResponse("id must be a number.", status=400, content_type="text/plain; charset=utf-8")
+    notifications_mark_read(user=request.user, notification_id=int(raw) if raw else None)
+    if _wants_fragment(request):
+        return _notification_fragment(request)
+    return HttpResponseRedirect(reverse("dashboard"))
+
+
+def _notification_fragment(request: HttpRequest) -> HttpResponse:
+    context = {"notifications": notifications_for_user(user=request.user),
+               "unread": notifications_unread_count(user=request.user)}
+    return render(request, "tickets/_notifications.html", context)
 
 
 def _wants_fragment(request: HttpRequest) -> bool:

@@ -12,6 +12,7 @@ const FRAGMENT_HEADERS = { "X-Desk-Fragment": "1" };
 const state = {
   lastSeq: Number(body.dataset.lastSeq || 0),
   view: body.dataset.view || "open",
+  sort: (document.getElementById("conv-list") || body).dataset.sort || "activity",
   socket: null,
   wanted: true, // false after disconnect(): no automatic reconnect
   attempts: 0,
@@ -44,6 +45,7 @@ function openConversationId() {
 
 function listUrl() {
   const params = new URLSearchParams({ view: state.view });
+  if (state.sort !== "activity") params.set("sort", state.sort);
   const selected = openConversationId();
   if (selected) params.set("selected", String(selected));
   return `${body.dataset.listUrl}?${params}`;
@@ -69,7 +71,7 @@ const refreshList = serialised(async () => {
   if (!response.ok) return;
   const fresh = parse(await response.text()).getElementById("conv-list");
   const current = document.getElementById("conv-list");
-  if (fresh && current) current.replaceWith(fresh);
+  if (fresh && current) { current.replaceWith(fresh); syncClock(fresh); tickCountdowns(); }
 });
 
 const refreshConversation = serialised(async () => {
@@ -99,6 +101,7 @@ function applyConversation(fragment, { force = false } = {}) {
     head.replaceWith(fragment.getElementById("conv-head"));
     renderTyping();
   }
+  replaceSlaPanel(fragment.getElementById("sla-panel"));
   const scroller = document.getElementById("conv-scroll");
   const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
   mergeTimeline(document.getElementById("timeline"), fragment.getElementById("timeline"));
@@ -107,6 +110,26 @@ function applyConversation(fragment, { force = false } = {}) {
   if (submitAs && currentSubmitAs && document.activeElement !== currentSubmitAs) currentSubmitAs.replaceWith(submitAs);
   if (atBottom) scroller.scrollTop = scroller.scrollHeight;
 }
+
+// The SLA panel is replaced whole, keeping which parts the agent opened or closed.
+function replaceSlaPanel(fresh) {
+  const current = document.getElementById("sla-panel");
+  if (!fresh || !current) return;
+  const outer = current.querySelector("[data-sla-details]");
+  const freshOuter = fresh.querySelector("[data-sla-details]");
+  if (outer && freshOuter && outer.dataset.touched) { freshOuter.open = outer.open; freshOuter.dataset.touched = "1"; }
+  current.querySelectorAll("details[data-clock-log]").forEach((log) => {
+    const twin = fresh.querySelector(`details[data-clock-log="${log.dataset.clockLog}"]`);
+    if (twin) twin.open = log.open;
+  });
+  current.replaceWith(fresh);
+  syncClock(fresh);
+  tickCountdowns();
+}
+
+document.addEventListener("toggle", (event) => {
+  if (event.target.matches && event.target.matches("[data-sla-details]")) event.target.dataset.touched = "1";
+}, true);
 
 function mergeTimeline(list, freshList) {
   const existing = new Map([...list.children].map((li) => [li.id, li]));
@@ -139,6 +162,7 @@ function showConversation(fragment, id, { push = true, replace = false } = {}) {
   const conv = document.getElementById("conv");
   document.title = `#${id} ${conv.querySelector("h1").firstChild.textContent.trim()} · Helpdesk`;
   document.querySelectorAll(".conv-item").forEach((li) => li.classList.toggle("is-selected", li.dataset.conversationId === String(id)));
+  tickCountdowns();
   const scroller = document.getElementById("conv-scroll");
   scroller.scrollTop = scroller.scrollHeight;
   const url = `/c/${id}/?view=${encodeURIComponent(state.view)}`;
@@ -159,9 +183,25 @@ function selectView(view, { push = true } = {}) {
   refreshList();
   if (push) {
     const id = openConversationId();
-    history.pushState({ conversation: id, view }, "", `${id ? `/c/${id}/` : body.dataset.dashboardUrl}?view=${encodeURIComponent(view)}`);
+    history.pushState({ conversation: id, view }, "", `${id ? `/c/${id}/` : body.dataset.dashboardUrl}?${viewQuery()}`);
   }
+  const sortForm = document.getElementById("list-sort");
+  if (sortForm) sortForm.elements.view.value = view;
 }
+
+function viewQuery() {
+  const params = new URLSearchParams({ view: state.view });
+  if (state.sort !== "activity") params.set("sort", state.sort);
+  return params.toString();
+}
+
+document.addEventListener("change", (event) => {
+  if (!event.target.matches("select[data-list-sort]")) return;
+  state.sort = event.target.value;
+  refreshList();
+  const id = openConversationId();
+  history.replaceState(history.state, "", `${id ? `/c/${id}/` : body.dataset.dashboardUrl}?${viewQuery()}`);
+});
 
 window.addEventListener("popstate", () => {
   const match = window.location.pathname.match(/^\/c\/(\d+)\/$/);
@@ -176,9 +216,17 @@ window.addEventListener("popstate", () => {
 document.addEventListener("click", (event) => {
   const plain = event.button === 0 && !event.metaKey && !event.ctrlKey && !event.shiftKey && !event.altKey;
   const link = event.target.closest("a[data-conversation]");
+  if (link && link.dataset.notification) markNotificationRead(link.dataset.notification);
   if (link && plain) {
     event.preventDefault();
     openConversation(Number(link.dataset.conversation));
+    if (link.closest("#bell-panel")) closeBell();
+    return;
+  }
+  const bellButton = event.target.closest("[data-action=bell]");
+  if (bellButton && plain) {
+    event.preventDefault();
+    toggleBell();
     return;
   }
   const tab = event.target.closest("a[data-view-tab]");
@@ -189,7 +237,10 @@ document.addEventListener("click", (event) => {
   }
   const action = event.target.closest("[data-action]");
   if (!action) return;
+  if (action.dataset.action === "dismiss-toast") { action.closest(".toast").remove(); return; }
+  if (action.dataset.action === "desktop-alerts") { enableDesktopAlerts(action); return; }
   const message = action.closest(".msg");
+  if (!message) return;
   if (action.dataset.action === "toggle-full") toggleFull(message, action);
   else if (action.dataset.action === "toggle-html" && plain) { event.preventDefault(); toggleHtml(message, action); }
   else if (action.dataset.action === "load-remote") loadRemote(message, action);
@@ -244,6 +295,7 @@ document.addEventListener("change", (event) => {
 
 document.addEventListener("submit", async (event) => {
   const form = event.target;
+  if (form.matches("form[data-notif-form]")) { event.preventDefault(); submitNotificationForm(form); return; }
   if (!form.matches("form[data-async]")) return;
   event.preventDefault();
   const submitter = event.submitter;
@@ -294,6 +346,7 @@ function handleEvent(event) {
   }
   state.lastSeq = event.seq;
   refreshFor(new Set([event.conversation_id]));
+  if (SLA_EVENTS[event.event]) slaAlert(event.event, event.conversation_id);
 }
 
 const catchUp = serialised(async () => {
@@ -303,7 +356,10 @@ const catchUp = serialised(async () => {
     if (response.status === 401 || response.status === 403) { window.location.reload(); return; }
     if (!response.ok) return;
     const data = await response.json();
-    data.results.forEach((e) => changed.add(e.conversation_id));
+    data.results.forEach((e) => {
+      changed.add(e.conversation_id);
+      if (SLA_EVENTS[e.event]) slaAlert(e.event, e.conversation_id);
+    });
     state.lastSeq = Math.max(state.lastSeq, data.last_seq);
     if (data.results.length < 500) break;
   }
@@ -328,6 +384,7 @@ function connect() {
     const data = JSON.parse(message.data);
     if (data.type === "event") handleEvent(data);
     else if (data.type === "typing") typingReceived(data);
+    else if (data.type === "notification") notificationReceived(data);
     else if (data.type === "pong") state.awaitingPong = false;
   });
   socket.addEventListener("close", () => {
@@ -455,6 +512,191 @@ function renderTyping() {
   line.textContent = shown ? shown.text : "";
   line.hidden = !shown;
 }
+
+// SLA: countdowns, alerts and notifications ------------------------------------------------
+// Countdowns tick here, between refreshes, from the deadline the server rendered (data-due,
+// epoch seconds), corrected by how far this machine's clock is from the server's (data-now).
+
+let clockSkewMs = 0; // server time minus local time
+
+function syncClock(element) {
+  const serverNow = element && Number(element.dataset.now);
+  if (serverNow) clockSkewMs = serverNow * 1000 - Date.now();
+}
+
+// The same format as tickets.views._countdown: 2d 4h, 1h 05m, 4m 09s, -3m 12s.
+function countdown(ms) {
+  let seconds = Math.trunc(ms / 1000);
+  const sign = seconds < 0 ? "-" : "";
+  seconds = Math.abs(seconds);
+  const days = Math.floor(seconds / 86400);
+  const hours = Math.floor((seconds % 86400) / 3600);
+  const minutes = Math.floor((seconds % 3600) / 60);
+  const secs = seconds % 60;
+  const pad = (n) => String(n).padStart(2, "0");
+  if (days) return `${sign}${days}d ${hours}h`;
+  if (hours) return `${sign}${hours}h ${pad(minutes)}m`;
+  return `${sign}${minutes}m ${pad(secs)}s`;
+}
+
+function tickCountdowns() {
+  const now = Date.now() + clockSkewMs;
+  document.querySelectorAll("time.sla-countdown[data-due]").forEach((time) => {
+    const left = Number(time.dataset.due) * 1000 - now;
+    const text = countdown(left);
+    if (time.textContent !== text) time.textContent = text;
+    const badge = time.closest(".sla");
+    if (badge) badge.classList.toggle("is-overdue", left < 0);
+  });
+}
+
+const SLA_EVENTS = { "sla.warned": "warn", "sla.breached": "breach" };
+const NOTIFICATION_ALERTS = { sla_warning: "warn", sla_breach: "breach" };
+const recentAlerts = new Map(); // "warn:12" -> when shown: the push and its notification make one toast
+const ALERT_DEDUPE_MS = 60000;
+
+function alertSeen(key) {
+  const now = Date.now();
+  for (const [k, at] of recentAlerts) if (now - at > ALERT_DEDUPE_MS) recentAlerts.delete(k);
+  if (recentAlerts.has(key)) return true;
+  recentAlerts.set(key, now);
+  return false;
+}
+
+// The event says only which conversation: the clock that warned or breached (and so the
+// metric to name) comes from the conversation's SLA panel, which also checks permission.
+async function slaAlert(type, conversationId) {
+  const kind = SLA_EVENTS[type];
+  if (!conversationId || alertSeen(`${kind}:${conversationId}`)) return;
+  let label = "";
+  let subject = "";
+  try {
+    const response = await fetchFragment(`/c/${conversationId}/sla`);
+    if (!response.ok) return;
+    const panel = parse(await response.text()).getElementById("sla-panel");
+    subject = panel.dataset.subject || "";
+    const attr = kind === "warn" ? "warnedAt" : "breachedAt";
+    const clocks = [...panel.querySelectorAll("[data-clock-id]")].filter((c) => c.dataset[attr]);
+    clocks.sort((a, b) => Number(b.dataset[attr]) - Number(a.dataset[attr]));
+    label = clocks.length ? clocks[0].dataset.metricLabel : "";
+  } catch (err) {
+    return;
+  }
+  const what = kind === "warn" ? "SLA at risk" : "SLA breached";
+  const text = `${what}: ${label ? `${label} on ` : ""}#${conversationId}${subject ? ` ${subject}` : ""}`;
+  showToast({ kind, text, conversationId });
+}
+
+function showToast({ kind, text, conversationId }) {
+  const container = document.getElementById("toasts");
+  if (!container) return;
+  while (container.children.length >= 5) container.firstElementChild.remove();
+  const toast = document.createElement("div");
+  toast.className = `toast toast-${kind}`;
+  toast.dataset.testid = "toast";
+  toast.dataset.kind = kind;
+  const link = document.createElement(conversationId ? "a" : "span");
+  link.textContent = text;
+  if (conversationId) {
+    link.href = `/c/${conversationId}/`;
+    link.dataset.conversation = String(conversationId);
+  }
+  const close = document.createElement("button");
+  close.type = "button";
+  close.className = "btn-link toast-close";
+  close.dataset.action = "dismiss-toast";
+  close.setAttribute("aria-label", "Dismiss");
+  close.textContent = "×";
+  toast.append(link, close);
+  container.append(toast);
+  setTimeout(() => toast.remove(), 15000);
+  desktopAlert(text, conversationId);
+}
+
+// Browser notifications: only once the agent allowed them, and only when the tab is not in view.
+function desktopAlert(text, conversationId) {
+  if (!("Notification" in window) || Notification.permission !== "granted" || document.visibilityState === "visible") return;
+  const note = new Notification(text, { tag: `desk-${conversationId || text}` });
+  note.addEventListener("click", () => { window.focus(); if (conversationId) openConversation(conversationId); });
+}
+
+async function enableDesktopAlerts(button) {
+  if (!("Notification" in window)) return;
+  const permission = await Notification.requestPermission();
+  button.hidden = permission !== "default";
+}
+
+function setUnread(count) {
+  const badge = document.getElementById("bell-count");
+  if (!badge) return;
+  badge.textContent = String(count);
+  badge.hidden = count <= 0;
+}
+
+function notificationReceived(data) {
+  const badge = document.getElementById("bell-count");
+  setUnread((badge ? Number(badge.textContent) || 0 : 0) + 1);
+  const panel = document.getElementById("bell-panel");
+  if (panel && !panel.hidden) loadNotifications();
+  const kind = NOTIFICATION_ALERTS[data.kind];
+  if (kind && data.conversation_id && alertSeen(`${kind}:${data.conversation_id}`)) return;
+  showToast({ kind: kind || "info", text: data.text, conversationId: data.conversation_id });
+}
+
+const loadNotifications = serialised(async () => {
+  const response = await fetchFragment("/notifications");
+  if (response.ok) showNotifications(parse(await response.text()));
+});
+
+function showNotifications(fragment) {
+  const panel = document.getElementById("bell-panel");
+  const list = fragment.getElementById("notif-list");
+  if (!panel || !list) return;
+  if ("Notification" in window && Notification.permission === "default") {
+    const enable = document.createElement("button");
+    enable.type = "button";
+    enable.className = "btn-link";
+    enable.dataset.action = "desktop-alerts";
+    enable.textContent = "Enable desktop alerts";
+    list.querySelector(".notif-head").append(enable);
+  }
+  panel.replaceChildren(list);
+  setUnread(Number(list.dataset.unread) || 0);
+}
+
+function toggleBell() {
+  const panel = document.getElementById("bell-panel");
+  if (panel.hidden) {
+    panel.hidden = false;
+    document.querySelector("[data-action=bell]").setAttribute("aria-expanded", "true");
+    loadNotifications();
+  } else closeBell();
+}
+
+function closeBell() {
+  const panel = document.getElementById("bell-panel");
+  if (panel) panel.hidden = true;
+  const button = document.querySelector("[data-action=bell]");
+  if (button) button.setAttribute("aria-expanded", "false");
+}
+
+async function submitNotificationForm(form) {
+  const response = await fetchFragment(form.action, { method: "POST", body: new FormData(form) });
+  if (response.ok) showNotifications(parse(await response.text()));
+}
+
+function markNotificationRead(id) {
+  const data = new FormData();
+  data.set("id", id);
+  data.set("csrfmiddlewaretoken", csrfToken());
+  fetchFragment("/notifications/read", { method: "POST", body: data })
+    .then(async (response) => { if (response.ok) showNotifications(parse(await response.text())); })
+    .catch(() => {});
+}
+
+syncClock(document.getElementById("conv-list"));
+tickCountdowns();
+setInterval(tickCountdowns, 1000);
 
 // For the browser tests and for debugging from the console.
 window.desk = { connect, disconnect, catchUp, refreshList, refreshConversation, get lastSeq() { return state.lastSeq; } };

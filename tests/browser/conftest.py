@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -247,3 +248,72 @@ def tracker() -> Iterator[PixelCounter]:
     with PixelCounter() as counter:
         yield counter
 
+
+class CeleryProcesses:
+    """Celery workers and beat started (and SIGKILLed) by a test, on the server's broker and
+    database, each with its log in a file. Everything still running is killed at teardown."""
+
+    def __init__(self, env: dict[str, str], directory: Path) -> None:
+        self.env = env
+        self.directory = directory
+        self.started: list[tuple[str, subprocess.Popen]] = []
+
+    def _start(self, name: str, args: list[str], ready: str) -> subprocess.Popen:
+        log_path = self.directory / f"{name}.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen([*DIE_WITH_PARENT, CELERY, "-A", "helpdesk", *args], cwd=REPO, env=self.env,
+                                    stdout=log, stderr=subprocess.STDOUT)
+        self.started.append((name, proc))
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log_path.read_text(errors='replace')}")
+            return ready in log_path.read_text(errors="replace")
+
+        wait_until(up, timeout=30, what=name)
+        return proc
+
+    def worker(self, name: str, queues: str = "sla,default") -> subprocess.Popen:
+        """A prefork worker with one pool process: killing it kills a main process and its child."""
+        return self._start(name, ["worker", "-Q", queues, "-c", "1", "--pool", "prefork", "-n", f"{name}@%h",
+                                  "--without-mingle", "--without-gossip", "--without-heartbeat", "-l", "INFO"], " ready.")
+
+    def beat(self, name: str) -> subprocess.Popen:
+        return self._start(name, ["beat", "-s", str(self.directory / f"{name}-schedule"), "--pidfile=", "-l", "INFO"],
+                           "beat: Starting...")
+
+    @staticmethod
+    def kill(proc: subprocess.Popen) -> None:
+        """SIGKILL the process and its pool children: nothing gets to ack, finish or clean up."""
+        found = subprocess.run(["pgrep", "-P", str(proc.pid)], check=False, capture_output=True, text=True).stdout.split()
+        for pid in [proc.pid, *map(int, found)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait(10)
+
+    def logs(self) -> str:
+        return "\n".join(f"----- {name} -----\n{(self.directory / f'{name}.log').read_text(errors='replace')[-4000:]}"
+                         for name, _ in self.started)
+
+
+@pytest.fixture
+def celery_processes(server_env: dict[str, str], broker_url: str, tmp_path: Path) -> Iterator[CeleryProcesses]:
+    """Start workers and beat from the test (SLA_SWEEP_INTERVAL_SECONDS=5); the broker starts empty."""
+    import redis
+
+    with redis.Redis.from_url(broker_url) as client:
+        client.flushdb()
+    env = {**server_env, "DJANGO_SETTINGS_MODULE": "tests.integration.worker_settings", "PYTHONPATH": str(REPO),
+           "SLA_SWEEP_INTERVAL_SECONDS": "5"}
+    processes = CeleryProcesses(env, tmp_path)
+    try:
+        yield processes
+    finally:
+        for _name, proc in processes.started:
+            if proc.poll() is None:
+                processes.kill(proc)
+        logs = processes.logs()
+        if "Traceback" in logs:
+            sys.stderr.write(f"\n--- celery logs ---\n{logs}\n")

@@ -19,6 +19,8 @@ PATHS = {
     "/api/v1/conversations/{conversation_id}/notes/": {"post"},
     "/api/v1/conversations/{conversation_id}/status/": {"post"},
     "/api/v1/conversations/{conversation_id}/assign/": {"post"},
+    "/api/v1/conversations/{conversation_id}/priority/": {"post"},
+    "/api/v1/conversations/{conversation_id}/tags/": {"post"},
     "/api/v1/messages/{message_id}/retry/": {"post"},
     "/api/v1/contacts/": {"get"},
     "/api/v1/contacts/{contact_id}/": {"get"},

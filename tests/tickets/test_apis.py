@@ -164,6 +164,7 @@ def test_list_row_shape(api, agent, inbox):
         "message_count": 3,
         "created_at": conversation.created_at.isoformat().replace("+00:00", "Z"),
         "merged_into": None,
+        "sla": {"state": "", "due_at": None},
     }
 
 

@@ -247,9 +247,10 @@ def test_timeline_query_count_with_every_channel(client, agent, conversation, dj
     # conversation, contact, inbox and the inbox's email/SMS/web chat configs (outer joins),
     # 6 the inbox's agents, 7 the contact's identities, 8 the conversation's visitors,
     # 9 the SMS recipient (latest texting number), 10 its consent (opted-out identity),
-    # 11 the channel of the latest customer message, 12 the messages with their authors,
-    # 13 their attachments.
-    with django_assert_num_queries(13):
+    # 11 the channel of the latest customer message, 12 the SLA clocks with their calendars
+    # (panel; their events are a prefetch that only runs when there are clocks), 13 the
+    # ticket's tags (header), 14 the messages with their authors, 15 their attachments.
+    with django_assert_num_queries(15):
         response = client.get(f"/c/{conversation.pk}/timeline")
 
     assert html(response).count('<li class="msg ') == 12

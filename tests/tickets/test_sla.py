@@ -512,3 +512,18 @@ def test_a_policy_with_unknown_values_is_refused(field: str, value: object) -> N
     with pytest.raises(ValidationError) as err:
         p.full_clean()
     assert field in err.value.message_dict
+
+
+def test_a_clock_started_late_keeps_the_moment_its_target_passed() -> None:
+    """A target applied after the fact (a later policy, a replayed history): the deadline
+    is when the target really passed, so the breach and the countdown say how late it is."""
+    policy({(FRT, "normal"): (60, False)})
+    ticket = TicketFactory()
+    Ticket.objects.filter(pk=ticket.pk).update(created_at=at(2, 9))
+    ticket = Ticket.objects.select_related("conversation").get(pk=ticket.pk)
+    sla.sla_ticket_created(ticket=ticket, now=at(2, 12))
+    c = clock(ticket, FRT)
+    assert (c.deadline, c.next_check_at) == (at(2, 10), at(2, 9, 45))
+    assert used(c, at(2, 12)) == 3 * H
+    sla.sla_sweep(now=at(2, 12))
+    assert ReportFact.objects.get(clock=c).at == at(2, 10)

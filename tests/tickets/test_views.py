@@ -280,10 +280,12 @@ def test_timeline_query_count_does_not_grow_with_messages(agent_client, ticket, 
     # 5 the ticket with conversation, contact, inbox, its channel configs, assignee and team
     # (permission check), 6 the inbox's agents (assignee choices), 7 the contact's identities
     # (header), 8 the channel of the latest customer message (default reply channel),
-    # 9 the messages with their authors, 10 their attachments (prefetch).
+    # 9 the SLA clocks with their calendars (panel), 10 the ticket's tags (header),
+    # 11 the messages with their authors, 12 their attachments (prefetch).
     # (An inbox with an SMS number adds the SMS recipient and its consent; one with web chat
-    # its visitors: see test_timeline_query_count_with_every_channel.)
-    with django_assert_num_queries(10):
+    # its visitors: see test_timeline_query_count_with_every_channel. A ticket with SLA
+    # clocks adds their events: see tests/tickets/test_sla_views.py.)
+    with django_assert_num_queries(12):
         response = agent_client.get(f"/c/{ticket.pk}/timeline")
 
     assert response.content.decode().count('<li class="msg ') == count
