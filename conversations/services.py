@@ -196,9 +196,26 @@ def reply_create(*, conversation: Conversation, author: AbstractBaseUser, text: 
     """Queue an agent's reply (the outbox row) and enqueue its delivery after commit."""
     if not text.strip():
         raise ApplicationError("A reply needs some text.")
-    channel = channel or conversation.inbox.kind
+    return _outbound_queue(conversation=conversation, author=author, text=text, channel=channel or conversation.inbox.kind,
+                           customer_waiting=False)
+
+
+def automated_reply_create(*, conversation: Conversation, text: str, channel: str) -> Message:
+    """Queue a message the desk writes itself (no author, e.g. the satisfaction question)
+    through the same outbox as agent replies, so it is delivered, retried and shown alike.
+
+    Unlike an agent's reply it answers nobody: the customer's wait (waiting_since) is left
+    as it is. Raises ApplicationError for a channel that cannot carry it (an opted-out number).
+    """
+    if not text.strip():
+        raise ApplicationError("An automated message needs some text.")
+    return _outbound_queue(conversation=conversation, author=None, text=text, channel=channel, customer_waiting=None)
+
+
+def _outbound_queue(*, conversation: Conversation, author: AbstractBaseUser | None, text: str, channel: str,
+                    customer_waiting: bool | None) -> Message:
     if channel not in (Channel.EMAIL, Channel.SMS, Channel.WEBCHAT):
-        raise ApplicationError(f"Cannot reply over {channel}.")
+        raise ApplicationError(f"Cannot send over {channel}.")
     if channel == Channel.SMS:
         opted_out = sms_opt_out(sms_recipient(conversation))
         if opted_out is not None:
@@ -221,45 +238,7 @@ def reply_create(*, conversation: Conversation, author: AbstractBaseUser, text: 
             next_attempt_at=_sweep_due(now),
             delivery_updated_at=now,
         )
-        _conversation_touch(conversation, message, now=now, customer_waiting=False)
-        realtime.publish(type="message.created", inbox_id=conversation.inbox_id, conversation_id=conversation.id, message_id=message.id)
-        transaction.on_commit(lambda: outbound_enqueue(message_id=message.id))
-    return message
-
-
-def automated_reply_create(*, conversation: Conversation, text: str, channel: str) -> Message:
-    """Queue a message the desk writes itself (no author, e.g. the satisfaction question)
-    through the same outbox as agent replies, so it is delivered, retried and shown alike.
-
-    Unlike an agent's reply it answers nobody: the customer's wait (waiting_since) is left
-    as it is. Raises ApplicationError for a channel that cannot carry it (an opted-out number).
-    """
-    if not text.strip():
-        raise ApplicationError("An automated message needs some text.")
-    if channel not in (Channel.EMAIL, Channel.SMS, Channel.WEBCHAT):
-        raise ApplicationError(f"Cannot send over {channel}.")
-    if channel == Channel.SMS:
-        opted_out = sms_opt_out(sms_recipient(conversation))
-        if opted_out is not None:
-            raise ApplicationError(sms_opt_out_reason(opted_out))
-    now = timezone.now()
-    with transaction.atomic():
-        message = Message.objects.create(
-            conversation=conversation,
-            kind=Message.Kind.OUTBOUND,
-            channel=channel,
-            author_user=None,
-            text=text,
-            text_display=text,
-            subject=conversation.subject,
-            # Email and web chat (offline visitors get it by email): an answer threads on this id.
-            rfc_message_id=email_message_id_new() if channel in (Channel.EMAIL, Channel.WEBCHAT) else "",
-            thread_rule=Message.ThreadRule.AGENT,
-            delivery_status=Message.DeliveryStatus.QUEUED,
-            next_attempt_at=_sweep_due(now),
-            delivery_updated_at=now,
-        )
-        _conversation_touch(conversation, message, now=now, customer_waiting=None)
+        _conversation_touch(conversation, message, now=now, customer_waiting=customer_waiting)
         realtime.publish(type="message.created", inbox_id=conversation.inbox_id, conversation_id=conversation.id, message_id=message.id)
         transaction.on_commit(lambda: outbound_enqueue(message_id=message.id))
     return message
