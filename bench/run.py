@@ -8,6 +8,9 @@ For each database, on an empty desk and on one already holding --conversations c
      WebSocket, at a steady rate below the worker's capacity (p50/p99),
   5. widget round trip: --widget-visitors visitor sockets open at once, visitors send chat
      messages at a steady rate; latency from a visitor's send to the agent socket's frame (p50/p99).
+Then, per database, bench/reports.py: each manager report's selector over --reports-conversations
+conversations (~10 messages each, with their report facts), p50 of --reports-runs runs; and
+bench/sla_sweep.py: the SLA sweep with --sla-open open tickets of which --sla-due are due.
 Prints a table and writes bench/results/<timestamp>.json. It reports times; it never fails on
 them (the exit status is non-zero only when a step could not run at all).
 
@@ -28,16 +31,18 @@ import sys
 import tempfile
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench import infra, load  # noqa: E402
-from bench import widget as widget_bench  # noqa: E402
-from bench.commit_rate import postgres_commit_rate, sqlite_commit_rate  # noqa: E402
+from bench import infra, load
+from bench import reports as reports_bench
+from bench import sla_sweep as sla_bench
+from bench import widget as widget_bench
+from bench.commit_rate import postgres_commit_rate, sqlite_commit_rate
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -63,12 +68,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--celery-concurrency", type=int, default=2, help="worker pool size (default 2)")
     p.add_argument("--worker-conn-max-age", type=int, default=None,
                    help="DB_CONN_MAX_AGE for the Celery worker only (default: the desk's default, 0)")
+    p.add_argument("--reports-conversations", type=int, default=None,
+                   help="conversations (~10 messages each) for the reports step; 0 skips it (default: --conversations)")
+    p.add_argument("--reports-runs", type=int, default=5, help="timed runs per report (default 5)")
+    p.add_argument("--sla-open", type=int, default=None,
+                   help="open tickets with a running SLA clock for the sweep step; 0 skips it (default: --conversations)")
+    p.add_argument("--sla-due", type=int, default=100, help="of which past their deadline (default 100)")
     p.add_argument("--pg-bin", default=str(infra.PG_BIN), help=f"PostgreSQL binaries (default {infra.PG_BIN})")
     p.add_argument("--results-dir", default=str(REPO / "bench" / "results"), help="where the JSON goes")
     p.add_argument("--tmp-dir", default=None, help="parent of the temp dir (default: the system's)")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (logs, databases) for inspection")
     args = p.parse_args(argv)
     args.db = [d.strip() for d in args.db.split(",") if d.strip()]
+    if args.reports_conversations is None:
+        args.reports_conversations = args.conversations
+    if args.sla_open is None:
+        args.sla_open = args.conversations
     unknown = set(args.db) - {"sqlite", "postgres"}
     if unknown:
         p.error(f"unknown --db {', '.join(sorted(unknown))}")
@@ -115,7 +130,7 @@ class DeskDb:
 def _when(value: object) -> datetime:
     """A datetime column as read: aware from psycopg, naive UTC text from SQLite."""
     when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _epoch(value: object) -> float | None:
@@ -254,6 +269,49 @@ def run_config(*, engine: str, size: int, args: argparse.Namespace, ctx: dict) -
     return result
 
 
+def run_reports(*, engine: str, args: argparse.Namespace, ctx: dict) -> dict:
+    """bench/reports.py on a fresh copy of the migrated template."""
+    workdir: Path = ctx["workdir"]
+    if engine == "sqlite":
+        path = workdir / "desk-reports.sqlite3"
+        shutil.copyfile(ctx["sqlite_template"], path)
+        url = f"sqlite:///{path}"
+    else:
+        _pg_admin(ctx["pg"], 'CREATE DATABASE "desk_reports" TEMPLATE desk_template')
+        url = ctx["pg"].url("desk_reports")
+    try:
+        return reports_bench.run_on(engine, url, workdir=workdir, redis_url=ctx["redis_url"], conversations=args.reports_conversations,
+                                    per_conversation=10, runs=args.reports_runs, migrate=False)
+    finally:
+        if engine == "sqlite":
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        else:
+            _pg_admin(ctx["pg"], 'DROP DATABASE "desk_reports" WITH (FORCE)')
+
+
+def run_sla_sweep(*, engine: str, args: argparse.Namespace, ctx: dict) -> dict:
+    """bench/sla_sweep.py on a fresh copy of the migrated template."""
+    workdir: Path = ctx["workdir"]
+    if engine == "sqlite":
+        path = workdir / "desk-sla.sqlite3"
+        shutil.copyfile(ctx["sqlite_template"], path)
+        url = f"sqlite:///{path}"
+    else:
+        _pg_admin(ctx["pg"], 'CREATE DATABASE "desk_sla" TEMPLATE desk_template')
+        url = ctx["pg"].url("desk_sla")
+    env = infra.desk_env(database_url=url, redis_url=ctx["redis_url"], media_root=workdir / "media-sla")
+    try:
+        return {"db": engine} | sla_bench.sweep_bench(env, open_tickets=args.sla_open, due=min(args.sla_due, args.sla_open),
+                                                     log=workdir / "sla-sweep.log")
+    finally:
+        if engine == "sqlite":
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        else:
+            _pg_admin(ctx["pg"], 'DROP DATABASE "desk_sla" WITH (FORCE)')
+
+
 def _pg_admin(cluster: infra.PgCluster, sql: str) -> None:
     import psycopg
 
@@ -314,17 +372,19 @@ def table(results: list[dict]) -> str:
             str(r["errors"]),
         ])
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
-    line = lambda cells: " | ".join(c.ljust(widths[i]) for i, c in enumerate(cells))  # noqa: E731
+    line = lambda cells: " | ".join(c.ljust(widths[i]) for i, c in enumerate(cells))
     return "\n".join([line(header), "-+-".join("-" * w for w in widths), *(line(row) for row in rows)])
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     workdir = Path(tempfile.mkdtemp(prefix="helpdesk-bench-", dir=args.tmp_dir))
     note(f"temp dir {workdir}")
     sizes = ([] if args.only_filled and args.conversations > 0 else [0]) + ([args.conversations] if args.conversations > 0 else [])
     results: list[dict] = []
+    report_results: list[dict] = []
+    sla_results: list[dict] = []
     notes: list[str] = []
     ctx: dict = {"workdir": workdir}
     redis_service = None
@@ -348,6 +408,19 @@ def main(argv: list[str]) -> int:
                     except Exception as err:  # noqa: BLE001 - report, go on with the next configuration
                         traceback.print_exc()
                         results.append({"db": engine, "conversations": size, "error": f"{type(err).__name__}: {err}"})
+                if args.reports_conversations > 0:
+                    try:
+                        report_results.append(run_reports(engine=engine, args=args, ctx=ctx))
+                    except Exception as err:  # noqa: BLE001 - report, go on
+                        traceback.print_exc()
+                        report_results.append({"db": engine, "conversations": args.reports_conversations,
+                                               "error": f"{type(err).__name__}: {err}"})
+                if args.sla_open > 0:
+                    try:
+                        sla_results.append(run_sla_sweep(engine=engine, args=args, ctx=ctx))
+                    except Exception as err:  # noqa: BLE001 - report, go on
+                        traceback.print_exc()
+                        sla_results.append({"db": engine, "open_tickets": args.sla_open, "error": f"{type(err).__name__}: {err}"})
             except Exception as err:  # noqa: BLE001
                 traceback.print_exc()
                 results.append({"db": engine, "conversations": 0, "error": f"{type(err).__name__}: {err}"})
@@ -383,6 +456,8 @@ def main(argv: list[str]) -> int:
         },
         "notes": notes,
         "results": results,
+        "reports": report_results,
+        "sla_sweep": sla_results,
     }
     out_dir = Path(args.results_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -393,12 +468,18 @@ def main(argv: list[str]) -> int:
     if any(r.get("e2e", {}).get("backlog") for r in results):
         print("! the worker's queue grew during the end-to-end step: the rate was above what it kept up with, so the "
               "latency includes a backlog (see queue_growth_ms; try a lower --e2e-rate)")
+    if report_results:
+        print("\nReports (bench/reports.py): p50 / slowest of the runs, in ms, (queries)")
+        print(reports_bench.table(report_results))
+    if sla_results:
+        print("\nSLA sweep (bench/sla_sweep.py): idle = nothing due; due = warn and breach the due clocks")
+        sla_bench.print_table([r for r in sla_results if "error" not in r])
     for message in notes:
         print(f"NOTE: {message}")
     print(f"load average before {report['machine']['loadavg_before']}, after {report['machine']['loadavg_after']} "
           f"on {os.cpu_count()} cpus (other processes on the machine skew the figures)")
     print(f"\nJSON: {out}  ({report['seconds']} s)")
-    return 1 if any("error" in r for r in results) else 0
+    return 1 if any("error" in r for r in results + report_results + sla_results) else 0
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from conversations.services import (
 )
 from tickets.models import Ticket
 from tickets.notifications import notifications_mark_read
+from helpdesk.roles import is_manager
 from tickets.selectors import (
     SORTS,
     VIEWS,
@@ -112,6 +113,7 @@ def dashboard(request: HttpRequest, conversation_id: int | None = None) -> HttpR
     context: dict[str, object] = {
         "last_seq": last_seq, "views": _view_tabs(), "sorts": SORT_LABELS,
         "unread_notifications": notifications_unread_count(user=request.user),
+        "is_manager": is_manager(request.user),
         **_list_context(request, view, conversation_id),
     }
     if ticket is not None:

@@ -122,6 +122,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Conversations, timelines, replies and contacts of the support desk.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Two choice sets share the field name "state": name them instead of a hash suffix.
+    "ENUM_NAME_OVERRIDES": {
+        "SlaClockStateEnum": "tickets.models.SlaClock.State",
+        "SlaStateEnum": ["ok", "warning", "breached", "paused"],
+    },
     # Swagger UI from our static files (drf-spectacular-sidecar): no CDN in a closed network.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

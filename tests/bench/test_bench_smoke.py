@@ -46,5 +46,10 @@ def test_bench_runs_end_to_end_at_tiny_sizes(tmp_path: Path) -> None:
         assert r["widget"]["received"] == r["widget"]["messages"] == 20 and r["widget"]["errors"] == 0
         assert r["messages_in_desk"] == filled + 20 + e2e["warmup"]["count"] + 10 + r["widget"]["messages"]
         assert (r["conversations"] == 0) == ("fill" not in r)
+    assert [r["db"] for r in report["reports"]] == engines
+    assert all("error" not in r and len(r["timings"]) == 24 for r in report["reports"])
+    # The SLA sweep at 30 open tickets, 30 of them due: each warned and breached once.
+    assert [r["db"] for r in report["sla_sweep"]] == engines
+    assert all(r["idle_sweep_queries"] == 1 and r["warn_events"] == r["breach_events"] == 30 for r in report["sla_sweep"])
     table_line = next(line for line in proc.stdout.splitlines() if line.startswith("db "))
     assert "webhooks/s" in table_line and "e2e p99 ms" in table_line

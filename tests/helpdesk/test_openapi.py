@@ -26,6 +26,13 @@ PATHS = {
     "/api/v1/contacts/{contact_id}/": {"get"},
     "/api/v1/contacts/{contact_id}/merge/": {"post"},
     "/api/v1/events/": {"get"},
+    "/api/v1/reports/response-times/": {"get"},
+    "/api/v1/reports/sla/": {"get"},
+    "/api/v1/reports/volume/": {"get"},
+    "/api/v1/reports/heatmap/": {"get"},
+    "/api/v1/reports/backlog/": {"get"},
+    "/api/v1/reports/agents/": {"get"},
+    "/api/v1/reports/csat/": {"get"},
 }
 
 

@@ -1,0 +1,317 @@
+"""Benchmark of the manager's reports over a big desk: each report's selector, timed.
+
+  python bench/reports.py --conversations 100000     standalone: a throwaway SQLite file and a
+                                                     throwaway PostgreSQL cluster (--db to choose)
+  make bench                                         bench/run.py runs it on each engine it sets up
+
+The desk is generated straight into the tables (COPY on PostgreSQL, executemany on SQLite,
+through bench.desk's Writer): N conversations with ~--messages-per-conversation messages
+each (100k and 1M by default) and the ReportFacts the desk writes as it works (created,
+replies, first and next responses, solves, resolutions, reopenings, SLA outcomes, CSAT),
+spread over the year before now. Then each selector of tickets.reports runs --runs times over
+the last 30 days and over the whole year, unfiltered and filtered by inbox; the table shows
+the median (p50) and the slowest run. It reports times; it never fails on them.
+
+The Django half runs in a subprocess (`python -m bench.reports inner ...`) with the desk's
+environment, so this driver never sets Django up itself.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench import infra
+
+SELECTORS = ("response_times", "sla_attainment", "volume", "heatmap", "backlog", "agent_activity", "csat", "csv_export")
+
+
+# --- The Django half: generate, then time ---------------------------------------------------
+
+
+def generate(*, conversations: int, per_conversation: int, seed: int) -> dict:
+    """Write the desk and its facts in batches; returns row counts and the time it took."""
+    import random
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.core.management.color import no_style
+    from django.db import connection, transaction
+
+    from bench.desk import Writer, _next_id
+    from conversations.models import Contact, Conversation, Inbox, Message
+    from tickets.models import ReportFact, Team, Ticket
+
+    started = time.monotonic()
+    rng = random.Random(seed)
+    User = get_user_model()
+    inboxes = [Inbox.objects.create(name=f"Reports {kind}", kind=kind) for kind in ("email", "sms", "webchat")]
+    teams = [Team.objects.get_or_create(name=f"Reports team {n}")[0] for n in range(3)]
+    agents = [User.objects.get_or_create(username=f"report-agent-{n}", defaults={"first_name": f"Agent {n}"})[0] for n in range(10)]
+    contact_id, conv_id, message_id, fact_id = (_next_id(m) for m in (Contact, Conversation, Message, ReportFact))
+    end = datetime.now(UTC) - timedelta(minutes=5)
+    span = 365 * 86400
+    writer = Writer()
+    F = ReportFact.Kind
+    priorities = ["low", "normal", "normal", "normal", "high", "urgent"]
+    low, high = max(1, per_conversation // 5), max(1, per_conversation * 2 - per_conversation // 5)
+
+    def add_fact(values: dict, when: datetime) -> None:
+        nonlocal fact_id
+        writer.add(ReportFact, {"id": fact_id, "at": when, **values}, when)
+        fact_id += 1
+
+    with transaction.atomic():
+        for n in range(conversations):
+            created = end - timedelta(seconds=span * (conversations - n) / max(conversations, 1))
+            inbox = inboxes[n % 3]
+            channel = inbox.kind
+            agent, team, priority = rng.choice(agents), rng.choice(teams), rng.choice(priorities)
+            dims = {"ticket_id": conv_id, "inbox_id": inbox.pk, "channel": channel, "priority": priority}
+            writer.add(Contact, {"id": contact_id, "name": f"Customer {contact_id}", "email": f"c{contact_id}@reports.example.org",
+                                 "created_at": created}, created)
+            add_fact({**dims, "kind": F.CREATED}, created)
+            count = rng.randint(low, high)
+            when = created
+            waiting_since = None
+            first_done = False
+            for k in range(count):
+                inbound = k % 2 == 0
+                values = {"id": message_id, "conversation_id": conv_id, "kind": "inbound" if inbound else "outbound",
+                          "channel": channel, "text": "Where is my order?" if inbound else "It ships today.",
+                          "created_at": when}
+                values["text_display"] = values["text"]
+                if inbound:
+                    values["author_contact_id"] = contact_id
+                    waiting_since = waiting_since or when
+                else:
+                    values |= {"author_user_id": agent.pk, "delivery_status": "delivered"}
+                    add_fact({**dims, "kind": F.REPLY, "agent_id": agent.pk}, when)
+                    seconds = int((when - (waiting_since or created)).total_seconds())
+                    kind = F.NEXT_RESPONSE if first_done else F.FIRST_RESPONSE
+                    add_fact({**dims, "kind": kind, "agent_id": agent.pk, "calendar_seconds": seconds,
+                              "business_seconds": seconds // 3}, when)
+                    if not first_done:
+                        add_fact({**dims, "kind": F.SLA, "metric": "first_response", "breached": seconds > 4 * 3600}, when)
+                    first_done, waiting_since = True, None
+                writer.add(Message, values, when)
+                message_id += 1
+                when += timedelta(minutes=rng.randint(5, 600))
+            solved = rng.random() < 0.8
+            if solved:
+                seconds = int((when - created).total_seconds())
+                solved_dims = {**dims, "agent_id": agent.pk, "team_id": team.pk}
+                add_fact({**solved_dims, "kind": F.SOLVED}, when)
+                add_fact({**solved_dims, "kind": F.RESOLUTION, "calendar_seconds": seconds, "business_seconds": seconds // 3}, when)
+                add_fact({**dims, "kind": F.SLA, "metric": "resolution", "breached": seconds > 3 * 86400}, when)
+                if rng.random() < 0.3:
+                    add_fact({**solved_dims, "kind": F.CSAT, "rating": rng.choices([1, 2, 3, 4, 5], [1, 1, 2, 4, 6])[0]},
+                             when + timedelta(hours=1))
+                if rng.random() < 0.05:
+                    add_fact({**solved_dims, "kind": F.REOPENED}, when + timedelta(hours=2))
+            writer.add(Conversation, {"id": conv_id, "inbox_id": inbox.pk, "contact_id": contact_id, "subject": "Order",
+                                      "created_at": created, "last_message_at": when, "last_message_channel": channel,
+                                      "message_count": count}, created)
+            writer.add(Ticket, {"conversation_id": conv_id, "status": "solved" if solved else "open", "priority": priority,
+                                "assignee_id": agent.pk, "team_id": team.pk, "created_at": created, "updated_at": when,
+                                "solved_at": when if solved else None}, created)
+            contact_id += 1
+            conv_id += 1
+        for model in (Contact, Conversation, Ticket, Message, ReportFact):
+            writer.flush(model)
+        with connection.cursor() as cursor:
+            for sql in connection.ops.sequence_reset_sql(no_style(), [Contact, Conversation, Message, ReportFact]):
+                cursor.execute(sql)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("VACUUM ANALYZE")
+            cursor.execute("CHECKPOINT")
+        else:
+            cursor.execute("ANALYZE")
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return {"rows": writer.counts, "seconds": round(time.monotonic() - started, 1), "inbox_id": inboxes[0].pk}
+
+
+def time_selectors(*, runs: int, inbox_id: int) -> list[dict]:
+    from datetime import timedelta
+
+    from django.db import connection, reset_queries
+    from django.http import HttpResponse
+    from django.test.utils import CaptureQueriesContext
+
+    from tickets import reports
+    from tickets.report_views import _csv_write
+    from tickets.reports import ReportFilter
+
+    today = datetime.now(reports.report_time_zone()).date()
+    scenarios = {
+        "30 days": ReportFilter.last_days(30, today=today),
+        "365 days": ReportFilter(start=today - timedelta(days=364), end=today),
+        "365 days, one inbox": ReportFilter(start=today - timedelta(days=364), end=today, inbox_id=inbox_id),
+    }
+    calls = {name: getattr(reports, name) for name in SELECTORS if name != "csv_export"}
+    calls["csv_export"] = lambda f: _csv_write(HttpResponse(), f)  # the whole file, as /reports/export.csv writes it
+    results = []
+    for scenario, f in scenarios.items():
+        for name, call in calls.items():
+            times = []
+            with CaptureQueriesContext(connection) as queries:
+                call(f)  # warm-up; also counts the queries
+            query_count = len(queries)
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                call(f)
+                times.append((time.perf_counter() - t0) * 1000)
+            reset_queries()
+            results.append({"scenario": scenario, "report": name, "queries": query_count,
+                            "p50_ms": round(statistics.median(times), 1), "max_ms": round(max(times), 1), "runs": runs})
+    return results
+
+
+def inner(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="bench.reports inner")
+    p.add_argument("--conversations", type=int, required=True)
+    p.add_argument("--messages-per-conversation", type=int, default=10)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--seed", type=int, default=1)
+    args = p.parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "helpdesk.settings.base")
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    filled = generate(conversations=args.conversations, per_conversation=args.messages_per_conversation, seed=args.seed)
+    timings = time_selectors(runs=args.runs, inbox_id=filled["inbox_id"])
+    print(json.dumps({"db": connection.vendor, "fill": filled, "timings": timings}))
+    return 0
+
+
+# --- The driver ----------------------------------------------------------------------------
+
+
+def note(text: str) -> None:
+    print(f"[bench reports {time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def measure(env: dict[str, str], *, conversations: int, per_conversation: int, runs: int, log: Path,
+            timeout: float = 3600) -> dict:
+    """Generate and time in a subprocess on the database env points at; its JSON result."""
+    argv = [sys.executable, "-m", "bench.reports", "inner", "--conversations", str(conversations),
+            "--messages-per-conversation", str(per_conversation), "--runs", str(runs)]
+    result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    with open(log, "a") as handle:
+        handle.write(f"$ {' '.join(argv[1:])}\n{result.stdout}{result.stderr}\n")
+    if result.returncode != 0:
+        raise infra.BenchError(f"bench.reports inner failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_on(engine: str, database_url: str, *, workdir: Path, redis_url: str, conversations: int, per_conversation: int,
+           runs: int, migrate: bool) -> dict:
+    env = infra.desk_env(database_url=database_url, redis_url=redis_url, media_root=workdir / "media-reports")
+    log = workdir / f"reports-{engine}.log"
+    if migrate:
+        note(f"{engine}: migrating a fresh database")
+        infra.manage(env, "migrate", "--noinput", "-v0", log=log)
+    note(f"{engine}: generating {conversations:,} conversations (~{conversations * per_conversation:,} messages) and their facts")
+    result = measure(env, conversations=conversations, per_conversation=per_conversation, runs=runs, log=log)
+    note(f"{engine}: generated in {result['fill']['seconds']} s: {result['fill']['rows']}")
+    return {"db": engine, "conversations": conversations, **result}
+
+
+def _line(cells: list[str], widths: list[int]) -> str:
+    return " | ".join(c.ljust(widths[i]) for i, c in enumerate(cells))
+
+
+def table(results: list[dict]) -> str:
+    lines = []
+    for r in results:
+        if "error" in r:
+            lines.append(f"{r['db']}: failed: {r['error'].splitlines()[0][:120]}")
+            continue
+        rows = r["fill"]["rows"]
+        lines.append(f"\n{r['db']}: {r['conversations']:,} conversations, {rows.get('conversations_message', 0):,} messages, "
+                     f"{rows.get('tickets_reportfact', 0):,} facts (generated in {r['fill']['seconds']} s)")
+        scenarios = list(dict.fromkeys(t["scenario"] for t in r["timings"]))
+        header = ["report"] + [f"{s} p50/max ms (q)" for s in scenarios]
+        body = []
+        for name in SELECTORS:
+            cells = [name]
+            for s in scenarios:
+                t = next(t for t in r["timings"] if t["scenario"] == s and t["report"] == name)
+                cells.append(f"{t['p50_ms']:.1f} / {t['max_ms']:.1f} ({t['queries']})")
+            body.append(cells)
+        widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+        lines += [_line(header, widths), "-+-".join("-" * w for w in widths), *(_line(row, widths) for row in body)]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["inner"]:
+        return inner(argv[1:])
+    p = argparse.ArgumentParser(prog="bench/reports.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--db", default="sqlite,postgres", help="comma-separated: sqlite, postgres (default both)")
+    p.add_argument("--conversations", type=int, default=100_000, help="conversations to generate (default 100000)")
+    p.add_argument("--messages-per-conversation", type=int, default=10, help="average messages each (default 10)")
+    p.add_argument("--runs", type=int, default=5, help="timed runs per report (default 5; the p50 is reported)")
+    p.add_argument("--pg-bin", default=str(infra.PG_BIN))
+    p.add_argument("--results-dir", default=str(REPO / "bench" / "results"))
+    p.add_argument("--tmp-dir", default=None)
+    p.add_argument("--keep-tmp", action="store_true")
+    args = p.parse_args(argv)
+    engines = [d.strip() for d in args.db.split(",") if d.strip()]
+    workdir = Path(tempfile.mkdtemp(prefix="helpdesk-bench-reports-", dir=args.tmp_dir))
+    note(f"temp dir {workdir}")
+    results: list[dict] = []
+    # The selectors never touch Redis; the settings only need a URL.
+    redis_url = "redis://127.0.0.1:6379/0"
+    try:
+        for engine in engines:
+            cluster = None
+            try:
+                if engine == "postgres":
+                    missing = infra.pg_available(Path(args.pg_bin))
+                    if missing:
+                        note(f"PostgreSQL skipped: {missing}")
+                        continue
+                    cluster = infra.pg_start(workdir, Path(args.pg_bin))
+                    with __import__("psycopg").connect(cluster.url("postgres"), autocommit=True) as conn:
+                        conn.execute("CREATE DATABASE desk_reports")
+                    url = cluster.url("desk_reports")
+                else:
+                    url = f"sqlite:///{workdir / 'reports.sqlite3'}"
+                results.append(run_on(engine, url, workdir=workdir, redis_url=redis_url, conversations=args.conversations,
+                                      per_conversation=args.messages_per_conversation, runs=args.runs, migrate=True))
+                print(table(results[-1:]), flush=True)  # as each engine finishes; all again at the end
+            except Exception as err:  # noqa: BLE001 - report, go on with the next engine
+                results.append({"db": engine, "conversations": args.conversations, "error": f"{type(err).__name__}: {err}"})
+            finally:
+                if cluster is not None:
+                    cluster.stop()
+    finally:
+        if not args.keep_tmp:
+            shutil.rmtree(workdir, ignore_errors=True)
+    out_dir = Path(args.results_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"reports-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    out.write_text(json.dumps({"settings": vars(args), "cpus": os.cpu_count(), "results": results}, indent=2, default=str))
+    print(table(results))
+    print(f"\nJSON: {out}")
+    return 1 if any("error" in r for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
