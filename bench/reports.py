@@ -229,7 +229,7 @@ def run_on(engine: str, database_url: str, *, workdir: Path, redis_url: str, con
     note(f"{engine}: generating {conversations:,} conversations (~{conversations * per_conversation:,} messages) and their facts")
     result = measure(env, conversations=conversations, per_conversation=per_conversation, runs=runs, log=log)
     note(f"{engine}: generated in {result['fill']['seconds']} s: {result['fill']['rows']}")
-    return {"db": engine, "conversations": conversations, **result}
+    return {**result, "db": engine, "conversations": conversations}
 
 
 def _line(cells: list[str], widths: list[int]) -> str:
