@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -31,6 +32,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -269,47 +271,41 @@ def run_config(*, engine: str, size: int, args: argparse.Namespace, ctx: dict) -
     return result
 
 
-def run_reports(*, engine: str, args: argparse.Namespace, ctx: dict) -> dict:
-    """bench/reports.py on a fresh copy of the migrated template."""
+@contextlib.contextmanager
+def _template_copy(engine: str, ctx: dict, name: str) -> Iterator[str]:
+    """A fresh copy of the migrated template database, dropped afterwards; yields its URL."""
     workdir: Path = ctx["workdir"]
     if engine == "sqlite":
-        path = workdir / "desk-reports.sqlite3"
+        path = workdir / f"{name}.sqlite3"
         shutil.copyfile(ctx["sqlite_template"], path)
         url = f"sqlite:///{path}"
     else:
-        _pg_admin(ctx["pg"], 'CREATE DATABASE "desk_reports" TEMPLATE desk_template')
-        url = ctx["pg"].url("desk_reports")
+        _pg_admin(ctx["pg"], f'CREATE DATABASE "{name}" TEMPLATE desk_template')
+        url = ctx["pg"].url(name)
     try:
-        return reports_bench.run_on(engine, url, workdir=workdir, redis_url=ctx["redis_url"], conversations=args.reports_conversations,
-                                    per_conversation=10, runs=args.reports_runs, migrate=False)
+        yield url
     finally:
         if engine == "sqlite":
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         else:
-            _pg_admin(ctx["pg"], 'DROP DATABASE "desk_reports" WITH (FORCE)')
+            _pg_admin(ctx["pg"], f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def run_reports(*, engine: str, args: argparse.Namespace, ctx: dict) -> dict:
+    """bench/reports.py on a fresh copy of the migrated template."""
+    with _template_copy(engine, ctx, "desk_reports") as url:
+        return reports_bench.run_on(engine, url, workdir=ctx["workdir"], redis_url=ctx["redis_url"],
+                                    conversations=args.reports_conversations, per_conversation=10, runs=args.reports_runs,
+                                    migrate=False)
 
 
 def run_sla_sweep(*, engine: str, args: argparse.Namespace, ctx: dict) -> dict:
     """bench/sla_sweep.py on a fresh copy of the migrated template."""
-    workdir: Path = ctx["workdir"]
-    if engine == "sqlite":
-        path = workdir / "desk-sla.sqlite3"
-        shutil.copyfile(ctx["sqlite_template"], path)
-        url = f"sqlite:///{path}"
-    else:
-        _pg_admin(ctx["pg"], 'CREATE DATABASE "desk_sla" TEMPLATE desk_template')
-        url = ctx["pg"].url("desk_sla")
-    env = infra.desk_env(database_url=url, redis_url=ctx["redis_url"], media_root=workdir / "media-sla")
-    try:
+    with _template_copy(engine, ctx, "desk_sla") as url:
+        env = infra.desk_env(database_url=url, redis_url=ctx["redis_url"], media_root=ctx["workdir"] / "media-sla")
         return {"db": engine} | sla_bench.sweep_bench(env, open_tickets=args.sla_open, due=min(args.sla_due, args.sla_open),
-                                                     log=workdir / "sla-sweep.log")
-    finally:
-        if engine == "sqlite":
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-        else:
-            _pg_admin(ctx["pg"], 'DROP DATABASE "desk_sla" WITH (FORCE)')
+                                                     log=ctx["workdir"] / "sla-sweep.log")
 
 
 def _pg_admin(cluster: infra.PgCluster, sql: str) -> None:
