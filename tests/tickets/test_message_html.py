@@ -53,12 +53,6 @@ def message(agent):
     return message
 
 
-@pytest.fixture
-def agent_client(client, agent):
-    client.force_login(agent)
-    return client
-
-
 def attachment(message: Message, filename: str):
     return message.attachments.get(filename=filename)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from datetime import timezone as dt_timezone
 
 import pytest
 from asgiref.sync import async_to_sync

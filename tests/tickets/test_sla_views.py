@@ -107,20 +107,6 @@ def inbox(agent):
 
 
 @pytest.fixture
-def agent_client(client, agent):
-    client.force_login(agent)
-    return client
-
-
-@pytest.fixture
-def stranger_client(client):
-    stranger = UserFactory(username="mallory")
-    InboxFactory(name="Elsewhere").members.add(stranger)
-    client.force_login(stranger)
-    return client
-
-
-@pytest.fixture
 def api(agent):
     return api_client_for(agent)
 

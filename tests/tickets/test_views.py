@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from conversations.models import Channel, Event, Message
 from conversations.services import IncomingAttachment, attachments_store
-from tests.factories import ContactFactory, EmailChannelFactory, InboxFactory, MessageFactory, TicketFactory, UserFactory
+from tests.factories import ContactFactory, EmailChannelFactory, MessageFactory, TicketFactory, UserFactory
 from tickets.models import Tag, Ticket
 from tickets.views import DASHBOARD_CSP
 
@@ -42,21 +42,6 @@ def ticket(inbox):
     conversation.waiting_since = timezone.now() - timedelta(hours=2, minutes=5)
     conversation.save()
     return ticket
-
-
-@pytest.fixture
-def agent_client(client, agent):
-    client.force_login(agent)
-    return client
-
-
-@pytest.fixture
-def stranger_client(client):
-    """An agent of another inbox."""
-    stranger = UserFactory(username="mallory")
-    InboxFactory(name="Elsewhere").members.add(stranger)
-    client.force_login(stranger)
-    return client
 
 
 @pytest.fixture
