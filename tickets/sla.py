@@ -45,6 +45,7 @@ from tickets.models import (
     SlaPolicy,
     Ticket,
 )
+from tickets.notifications import notifications_create
 
 logger = logging.getLogger(__name__)
 
@@ -544,16 +545,6 @@ def _responsible(ticket: Ticket) -> list[AbstractBaseUser]:
     if ticket.team_id is not None:
         return list(ticket.team.members.filter(is_active=True))
     return list(ticket.conversation.inbox.members.filter(is_active=True))
-
-
-def notifications_create(*, users: list[AbstractBaseUser], kind: str, ticket: Ticket | None, text: str) -> list[Notification]:
-    """In-app notifications; each user's open dashboards get a push after commit."""
-    created = Notification.objects.bulk_create([Notification(user=u, kind=kind, ticket=ticket, text=text[:300]) for u in users])
-    for note in created:
-        realtime.push_after_commit(realtime.user_group(note.user_id), {
-            "type": "desk.notification", "id": note.pk, "kind": note.kind, "text": note.text,
-            "conversation_id": note.ticket_id})
-    return created
 
 
 # --- report facts -----------------------------------------------------------------------------
