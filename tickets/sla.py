@@ -18,7 +18,6 @@ Every function here runs inside the caller's transaction with the ticket row loc
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -47,7 +46,6 @@ from tickets.models import (
 )
 from tickets.notifications import notifications_create
 
-logger = logging.getLogger(__name__)
 
 State = SlaClock.State
 RUNNING = (State.ACTIVE, State.PAUSED)
