@@ -46,7 +46,6 @@ from tickets.models import (
 )
 from tickets.notifications import notifications_create
 
-
 State = SlaClock.State
 RUNNING = (State.ACTIVE, State.PAUSED)
 DONE_STATUSES = (Ticket.Status.SOLVED, Ticket.Status.CLOSED)
