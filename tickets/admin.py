@@ -3,9 +3,11 @@ from django.urls import URLPattern
 
 from tickets.ical_admin import holidays_import_urls
 from tickets.models import (
+    AgentStatus,
     BusinessCalendar,
     Holiday,
     InboxCalendar,
+    InboxRouting,
     SlaClock,
     SlaEscalation,
     SlaEvent,
@@ -100,3 +102,17 @@ class SlaClockAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(AgentStatus)
+class AgentStatusAdmin(admin.ModelAdmin):
+    list_display = ("user", "availability", "capacity", "last_assigned_at")
+    list_editable = ("availability", "capacity")
+    list_select_related = ("user",)
+
+
+@admin.register(InboxRouting)
+class InboxRoutingAdmin(admin.ModelAdmin):
+    list_display = ("inbox", "mode", "last_agent")
+    list_select_related = ("inbox", "last_agent")
+    raw_id_fields = ("last_agent",)

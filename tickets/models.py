@@ -376,3 +376,41 @@ class CsatSurvey(models.Model):
 
     def __str__(self) -> str:
         return f"CSAT #{self.ticket_id}: {self.rating or '-'}"
+
+
+class AgentStatus(models.Model):
+    """An agent's availability and how many open conversations they carry at most."""
+
+    class Availability(models.TextChoices):
+        ONLINE = "online", "Online"
+        AWAY = "away", "Away"
+        OFFLINE = "offline", "Offline"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="desk_status")
+    availability = models.CharField(max_length=8, choices=Availability.choices, default=Availability.OFFLINE)
+    capacity = models.PositiveSmallIntegerField(default=10, help_text="Open conversations assigned at most by routing.")
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "agent statuses"
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.availability}"
+
+
+class InboxRouting(models.Model):
+    """How an inbox's new and waiting conversations find an agent."""
+
+    class Mode(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        ROUND_ROBIN = "round_robin", "Round robin"
+        LEAST_LOADED = "least_loaded", "Least loaded"
+
+    inbox = models.OneToOneField("conversations.Inbox", on_delete=models.CASCADE, related_name="routing")
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.MANUAL)
+    # Round robin: the agent who got the last conversation; the next goes to the one after.
+    last_agent = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    def __str__(self) -> str:
+        return f"{self.inbox}: {self.get_mode_display()}"

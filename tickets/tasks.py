@@ -1,5 +1,5 @@
-"""Thin tasks for the `sla` queue. The sweep is periodic (beat): timers are due-times in the
-database, never ETA/countdown tasks, so a lost or repeated run changes nothing."""
+"""Thin periodic tasks. Timers are due-times in the database, never ETA/countdown tasks, so
+a lost or repeated run changes nothing: the SLA sweep on the `sla` queue, routing on `default`."""
 from __future__ import annotations
 
 from celery import shared_task
@@ -10,3 +10,10 @@ def sla_sweep_task() -> None:
     from tickets.sla import sla_sweep
 
     sla_sweep()
+
+
+@shared_task(name="tickets.routing_assign", ignore_result=True)
+def routing_assign_task() -> None:
+    from tickets.routing import routing_assign_waiting
+
+    routing_assign_waiting()

@@ -43,6 +43,12 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 60},
     },
     # Warnings and breaches reach the dashboard within this interval of their due time.
+    # Waiting conversations of routed inboxes find an agent as capacity frees up.
+    "routing-assign": {
+        "task": "tickets.routing_assign",
+        "schedule": float(env_int("ROUTING_INTERVAL_SECONDS", 15)),
+        "options": {"expires": 60},
+    },
     "sla-sweep": {
         "task": "tickets.sla_sweep",
         "schedule": float(env_int("SLA_SWEEP_INTERVAL_SECONDS", 15)),
