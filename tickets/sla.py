@@ -18,6 +18,7 @@ Every function here runs inside the caller's transaction with the ticket row loc
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -97,27 +98,54 @@ def policy_match(*, ticket: Ticket) -> SlaPolicy | None:
     return None
 
 
-def targets_for(*, ticket: Ticket) -> dict[str, Target]:
-    policy = policy_match(ticket=ticket)
-    if policy is None:
-        return {}
-    calendar_id = policy.calendar_id or _inbox_calendar_id(ticket.conversation.inbox_id)
-    return {
-        t.metric: Target(policy=policy, metric=t.metric, seconds=t.minutes * 60, business_hours=t.business_hours,
-                         calendar_id=calendar_id if t.business_hours else None)
-        for t in policy.targets.all() if t.priority == ticket.priority
-    }
+# What a ticket's matching costs is paid once per ticket instance (a hook may need the
+# targets, then the report calendar); sla_ticket_changed forgets it when the match may change.
+_CACHED = ("_sla_policy", "_sla_calendar_id", "_sla_targets", "_sla_report_hours")
 
 
-def _inbox_calendar_id(inbox_id: int) -> int | None:
-    return InboxCalendar.objects.filter(inbox_id=inbox_id).values_list("calendar_id", flat=True).first()
+def _cached(ticket: Ticket, name: str, compute: Callable[[], object]) -> object:
+    if name not in ticket.__dict__:
+        ticket.__dict__[name] = compute()
+    return ticket.__dict__[name]
+
+
+def _forget(ticket: Ticket) -> None:
+    for name in _CACHED:
+        ticket.__dict__.pop(name, None)
+
+
+def _policy(ticket: Ticket) -> SlaPolicy | None:
+    return _cached(ticket, "_sla_policy", lambda: policy_match(ticket=ticket))
+
+
+def _calendar_id(ticket: Ticket) -> int | None:
+    """The calendar a ticket's business time runs on: its policy's, else its inbox's."""
+    def compute() -> int | None:
+        policy = _policy(ticket)
+        if policy is not None and policy.calendar_id is not None:
+            return policy.calendar_id
+        return InboxCalendar.objects.filter(inbox_id=ticket.conversation.inbox_id).values_list(
+            "calendar_id", flat=True).first()
+    return _cached(ticket, "_sla_calendar_id", compute)
+
+
+def _targets(ticket: Ticket) -> dict[str, Target]:
+    """The matched policy's targets at the ticket's priority, by metric."""
+    def compute() -> dict[str, Target]:
+        policy = _policy(ticket)
+        if policy is None:
+            return {}
+        return {
+            t.metric: Target(policy=policy, metric=t.metric, seconds=t.minutes * 60, business_hours=t.business_hours,
+                             calendar_id=_calendar_id(ticket) if t.business_hours else None)
+            for t in policy.targets.all() if t.priority == ticket.priority
+        }
+    return _cached(ticket, "_sla_targets", compute)
 
 
 def report_hours(*, ticket: Ticket) -> WorkingHours | None:
     """The calendar a ticket's business-time figures use: its policy's, else its inbox's."""
-    policy = policy_match(ticket=ticket)
-    calendar_id = (policy.calendar_id if policy else None) or _inbox_calendar_id(ticket.conversation.inbox_id)
-    return _hours_for(calendar_id)
+    return _cached(ticket, "_sla_report_hours", lambda: _hours_for(_calendar_id(ticket)))
 
 
 def _hours_for(calendar_id: int | None) -> WorkingHours | None:
@@ -288,14 +316,6 @@ def sla_ticket_created(*, ticket: Ticket, now: datetime | None = None) -> None:
     ticket_sla_refresh(ticket=ticket, now=now)
 
 
-def _targets(ticket: Ticket) -> dict[str, Target]:
-    cached = getattr(ticket, "_sla_targets", None)
-    if cached is None:
-        cached = targets_for(ticket=ticket)
-        ticket._sla_targets = cached
-    return cached
-
-
 def sla_customer_wrote(*, ticket: Ticket, message: Message, now: datetime | None = None) -> None:
     """A customer message on an open ticket: after the first response it starts a next-response
     clock, unless one is already running for an older unanswered message."""
@@ -385,7 +405,7 @@ def sla_ticket_changed(*, ticket: Ticket, reason: str, now: datetime | None = No
     new target from now on, keeping the time already counted (never retroactive); a metric
     that lost its target stops; first response and resolution start if they gained one."""
     now = now or timezone.now()
-    ticket._sla_targets = None
+    _forget(ticket)
     targets = _targets(ticket)
     running = {c.metric: c for c in ticket.sla_clocks.filter(state__in=RUNNING)}
     for metric, clock in running.items():
