@@ -15,8 +15,10 @@ urlpatterns = [
     path("twilio/", include("channels_in.sms_urls")),
     path("widget/", include("channels_in.widget_urls")),
     path("api/v1/reports/", include("tickets.report_api_urls")),
+    path("api/v1/", include("tickets.workspace_api_urls")),
     path("api/", include("helpdesk.api_urls")),
     path("reports/", include("tickets.report_urls")),
     path("csat/", include("tickets.csat_urls")),
+    path("", include("tickets.workspace_urls")),
     path("", include("tickets.urls")),
 ]

@@ -57,6 +57,12 @@ class Ticket(models.Model):
     sla_due_at = models.DateTimeField(null=True, blank=True)
     sla_state = models.CharField(max_length=10, blank=True, choices=[
         ("", "No SLA"), ("ok", "On track"), ("warning", "At risk"), ("breached", "Breached"), ("paused", "Paused")])
+    # Snooze is beside the status, not one of them: a snoozed ticket keeps its status (and its
+    # SLA clocks) and only leaves the working views until it wakes. snoozed_at set = snoozed;
+    # snoozed_until empty while snoozed = until the customer writes again.
+    snoozed_at = models.DateTimeField(null=True, blank=True)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    snoozed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         indexes = [
@@ -64,6 +70,8 @@ class Ticket(models.Model):
             models.Index(fields=["sla_due_at"], name="ticket_sla_due", condition=models.Q(sla_due_at__isnull=False)),
             # The "SLA at risk" view: tickets already warned or breached, besides those due soon.
             models.Index(fields=["sla_state"], name="ticket_sla_alert", condition=models.Q(sla_state__in=["warning", "breached"])),
+            # The wake-up sweep reads only snoozes that end at a time.
+            models.Index(fields=["snoozed_until"], name="ticket_snooze_due", condition=models.Q(snoozed_until__isnull=False)),
         ]
 
     def __str__(self) -> str:
@@ -72,6 +80,10 @@ class Ticket(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
+
+    @property
+    def is_snoozed(self) -> bool:
+        return self.snoozed_at is not None
 
 
 class BusinessCalendar(models.Model):
@@ -414,3 +426,24 @@ class InboxRouting(models.Model):
 
     def __str__(self) -> str:
         return f"{self.inbox}: {self.get_mode_display()}"
+
+
+class CannedResponse(models.Model):
+    """A saved reply with placeholders ({{ contact.first_name }}, {{ agent.name }}, …), for
+    every inbox or one; picked by title or by its shortcut."""
+
+    title = models.CharField(max_length=120)
+    shortcut = models.SlugField(max_length=40, help_text="Typed after a slash in the composer: /refund")
+    body = models.TextField()
+    inbox = models.ForeignKey("conversations.Inbox", null=True, blank=True, on_delete=models.CASCADE, related_name="canned_responses",
+                              help_text="Empty: offered in every inbox.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title", "id"]
+        constraints = [models.UniqueConstraint(fields=["shortcut"], name="canned_response_shortcut")]
+
+    def __str__(self) -> str:
+        return self.title

@@ -5,6 +5,7 @@ import copy
 import os
 
 from helpdesk.settings.base import *  # noqa: F401,F403
+from helpdesk.broker import transport_for
 from helpdesk.settings.base import BASE_DIR, DATABASES
 from helpdesk.settings.integrations.channels import CHANNEL_LAYERS as REDIS_CHANNEL_LAYERS
 
@@ -36,3 +37,4 @@ STORAGES = {
 # and integration tests point the app at a real Redis. The browser tests' ASGI server
 # publishes to the Redis their Celery worker consumes (TEST_CELERY_BROKER_URL).
 CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL") or "memory://"
+CELERY_BROKER_TRANSPORT = transport_for(CELERY_BROKER_URL)

@@ -48,6 +48,8 @@ function listUrl() {
   if (state.sort !== "activity") params.set("sort", state.sort);
   const selected = openConversationId();
   if (selected) params.set("selected", String(selected));
+  // The list pane's filters and search (list.js) add theirs.
+  if (window.deskList && window.deskList.params) for (const [key, value] of window.deskList.params()) params.set(key, value);
   return `${body.dataset.listUrl}?${params}`;
 }
 
@@ -71,7 +73,12 @@ const refreshList = serialised(async () => {
   if (!response.ok) return;
   const fresh = parse(await response.text()).getElementById("conv-list");
   const current = document.getElementById("conv-list");
-  if (fresh && current) { current.replaceWith(fresh); syncClock(fresh); tickCountdowns(); }
+  if (fresh && current) {
+    current.replaceWith(fresh);
+    syncClock(fresh);
+    tickCountdowns();
+    document.dispatchEvent(new CustomEvent("desk:list-refreshed", { detail: { list: fresh } }));
+  }
 });
 
 const refreshConversation = serialised(async () => {

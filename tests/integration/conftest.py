@@ -237,6 +237,9 @@ def cluster(transactional_db, tmp_path, settings) -> Iterator[Cluster]:  # noqa:
     finally:
         cluster.stop()
         _point_app_at(original_url)
+        # pytest shows a test's captured output only when it failed: then the workers' and
+        # beat's logs say what they were doing.
+        print(cluster.logs())  # noqa: T201
 
 
 def _point_app_at(url: str) -> None:

@@ -1,10 +1,13 @@
 """Celery on Redis: at-least-once delivery, idempotent tasks (DESIGN.md, reliability model)."""
 from __future__ import annotations
 
+from helpdesk.broker import transport_for
 from helpdesk.env import env_bool, env_int, env_str
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+# kombu's Redis transport with acks that cannot wedge a worker (helpdesk/broker.py).
+CELERY_BROKER_TRANSPORT = transport_for(CELERY_BROKER_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
