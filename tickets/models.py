@@ -447,3 +447,17 @@ class CannedResponse(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class TicketRead(models.Model):
+    """How far one agent has read one conversation: newer activity marks it unread in their list."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="reads")
+    read_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "ticket"], name="ticket_read_once")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} read #{self.ticket_id} at {self.read_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,1 @@
+// Conversation actions: snooze, team transfer, the agent's availability (see keys.js for keys).

@@ -1,0 +1,1 @@
+// The composer: drafts per conversation, canned responses, @mentions, the collision warning.
