@@ -10,7 +10,9 @@ For each database, on an empty desk and on one already holding --conversations c
      messages at a steady rate; latency from a visitor's send to the agent socket's frame (p50/p99).
 Then, per database, bench/reports.py: each manager report's selector over --reports-conversations
 conversations (~10 messages each, with their report facts), p50 of --reports-runs runs; and
-bench/sla_sweep.py: the SLA sweep with --sla-open open tickets of which --sla-due are due.
+bench/sla_sweep.py: the SLA sweep with --sla-open open tickets of which --sla-due are due; and
+bench/list_search.py: the agent's conversation list (each view) and full-text search, p50/p95
+of --list-runs requests, over --list-conversations conversations with ~10 messages each.
 Prints a table and writes bench/results/<timestamp>.json. It reports times; it never fails on
 them (the exit status is non-zero only when a step could not run at all).
 
@@ -41,6 +43,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench import infra, load
+from bench import list_search as list_bench
 from bench import reports as reports_bench
 from bench import sla_sweep as sla_bench
 from bench import widget as widget_bench
@@ -76,6 +79,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--sla-open", type=int, default=None,
                    help="open tickets with a running SLA clock for the sweep step; 0 skips it (default: --conversations)")
     p.add_argument("--sla-due", type=int, default=100, help="of which past their deadline (default 100)")
+    p.add_argument("--list-conversations", type=int, default=None,
+                   help="conversations (~10 messages each) for the list and search step; 0 skips it (default: --conversations)")
+    p.add_argument("--list-runs", type=int, default=20, help="timed requests per list view or search (default 20)")
     p.add_argument("--pg-bin", default=str(infra.PG_BIN), help=f"PostgreSQL binaries (default {infra.PG_BIN})")
     p.add_argument("--results-dir", default=str(REPO / "bench" / "results"), help="where the JSON goes")
     p.add_argument("--tmp-dir", default=None, help="parent of the temp dir (default: the system's)")
@@ -86,6 +92,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.reports_conversations = args.conversations
     if args.sla_open is None:
         args.sla_open = args.conversations
+    if args.list_conversations is None:
+        args.list_conversations = args.conversations
     unknown = set(args.db) - {"sqlite", "postgres"}
     if unknown:
         p.error(f"unknown --db {', '.join(sorted(unknown))}")
@@ -308,6 +316,13 @@ def run_sla_sweep(*, engine: str, args: argparse.Namespace, ctx: dict) -> dict:
                                                      log=ctx["workdir"] / "sla-sweep.log")
 
 
+def run_list_search(*, engine: str, args: argparse.Namespace, ctx: dict) -> dict:
+    """bench/list_search.py on a fresh copy of the migrated template."""
+    with _template_copy(engine, ctx, "desk_list") as url:
+        return list_bench.run_on(engine, url, workdir=ctx["workdir"], redis_url=ctx["redis_url"],
+                                 conversations=args.list_conversations, per_conversation=10, runs=args.list_runs, migrate=False)
+
+
 def _pg_admin(cluster: infra.PgCluster, sql: str) -> None:
     import psycopg
 
@@ -381,6 +396,7 @@ def main(argv: list[str]) -> int:
     results: list[dict] = []
     report_results: list[dict] = []
     sla_results: list[dict] = []
+    list_results: list[dict] = []
     notes: list[str] = []
     ctx: dict = {"workdir": workdir}
     redis_service = None
@@ -417,6 +433,13 @@ def main(argv: list[str]) -> int:
                     except Exception as err:  # noqa: BLE001 - report, go on
                         traceback.print_exc()
                         sla_results.append({"db": engine, "open_tickets": args.sla_open, "error": f"{type(err).__name__}: {err}"})
+                if args.list_conversations > 0:
+                    try:
+                        list_results.append(run_list_search(engine=engine, args=args, ctx=ctx))
+                    except Exception as err:  # noqa: BLE001 - report, go on
+                        traceback.print_exc()
+                        list_results.append({"db": engine, "conversations": args.list_conversations,
+                                             "error": f"{type(err).__name__}: {err}"})
             except Exception as err:  # noqa: BLE001
                 traceback.print_exc()
                 results.append({"db": engine, "conversations": 0, "error": f"{type(err).__name__}: {err}"})
@@ -454,6 +477,7 @@ def main(argv: list[str]) -> int:
         "results": results,
         "reports": report_results,
         "sla_sweep": sla_results,
+        "list_search": list_results,
     }
     out_dir = Path(args.results_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -470,12 +494,15 @@ def main(argv: list[str]) -> int:
     if sla_results:
         print("\nSLA sweep (bench/sla_sweep.py): idle = nothing due; due = warn and breach the due clocks")
         sla_bench.print_table([r for r in sla_results if "error" not in r])
+    if list_results:
+        print("\nConversation list and search (bench/list_search.py): p50 / p95 in ms (SQL queries, rows shown)")
+        print(list_bench.table(list_results))
     for message in notes:
         print(f"NOTE: {message}")
     print(f"load average before {report['machine']['loadavg_before']}, after {report['machine']['loadavg_after']} "
           f"on {os.cpu_count()} cpus (other processes on the machine skew the figures)")
     print(f"\nJSON: {out}  ({report['seconds']} s)")
-    return 1 if any("error" in r for r in results + report_results + sla_results) else 0
+    return 1 if any("error" in r for r in results + report_results + sla_results + list_results) else 0
 
 
 if __name__ == "__main__":

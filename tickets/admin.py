@@ -5,6 +5,7 @@ from tickets.ical_admin import holidays_import_urls
 from tickets.models import (
     AgentStatus,
     BusinessCalendar,
+    CannedResponse,
     Holiday,
     InboxCalendar,
     InboxRouting,
@@ -116,3 +117,25 @@ class InboxRoutingAdmin(admin.ModelAdmin):
     list_display = ("inbox", "mode", "last_agent")
     list_select_related = ("inbox", "last_agent")
     raw_id_fields = ("last_agent",)
+
+
+@admin.register(CannedResponse)
+class CannedResponseAdmin(admin.ModelAdmin):
+    """Saved replies for the composer's picker (tickets/canned.py fills the placeholders)."""
+
+    list_display = ("title", "shortcut", "inbox", "created_by", "updated_at")
+    list_filter = ("inbox",)
+    list_select_related = ("inbox", "created_by")
+    search_fields = ("title", "shortcut", "body")
+    readonly_fields = ("created_by",)
+    fieldsets = ((None, {
+        "fields": ("title", "shortcut", "inbox", "body", "created_by"),
+        "description": "Placeholders in the body: {{ contact.name }}, {{ contact.first_name }}, {{ contact.email }}, "
+                       "{{ agent.name }}, {{ agent.first_name }}, {{ conversation.id }}, {{ inbox.name }}. "
+                       "Anything else stays as written.",
+    }),)
+
+    def save_model(self, request, obj, form, change) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)

@@ -24,24 +24,32 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversations.models import Channel, ContactIdentity, Message
+from conversations.realtime import seq_settled
 from conversations.selectors import contact_get_for_agent, contact_list, reply_channels
-from conversations.services import ApplicationError, contact_merge, note_create, reply_channel_choose, reply_retry
+from conversations.services import ApplicationError, contact_merge, reply_channel_choose, reply_retry
 from tickets.models import SlaClock, SlaEvent, SlaMetric, Team, Ticket
+from tickets.search import MAX_QUERY_LENGTH, SearchHit, ticket_search
 from tickets.selectors import (
+    NONE,
     VIEWS,
     ClockReading,
     assignee_get_for_ticket,
+    collision_report,
+    conversation_id_column,
     events_after,
     message_get_for_agent,
+    messages_since_conflicting,
     sla_clocks_for_ticket,
     ticket_get_for_agent,
     ticket_list,
     ticket_list_for_contact,
     timeline,
+    view_parse,
 )
 from tickets.services import (
     conversation_merge,
     ticket_assign,
+    ticket_note_create,
     ticket_reply_create,
     ticket_set_priority,
     ticket_set_status,
@@ -131,7 +139,8 @@ class KeysetCursorPagination(CursorPagination):
         sort, ident = self.sort_field, self.id_field
         desc = not reverse
         # Also for the NULL range: ordering on the (constant) sort value lets the index serve it.
-        by_sort = (F(sort).desc(), F(ident).desc()) if desc else (F(sort).asc(), F(ident).asc())
+        ident_order = self.id_ordering()
+        by_sort = (F(sort).desc(), ident_order.desc()) if desc else (F(sort).asc(), ident_order.asc())
         if self.key is None:
             return [(Q(), by_sort)]  # the first page: the selector's own order
         value, pk = self.key
@@ -149,6 +158,10 @@ class KeysetCursorPagination(CursorPagination):
         if nulls_come_last:
             segments.append((Q(**{f"{sort}__isnull": True}), by_sort))
         return segments
+
+    def id_ordering(self) -> Any:
+        """What the id tie-break orders by: the id field, unless a subclass knows better."""
+        return F(self.id_field)
 
     def _key_of(self, instance: Model) -> tuple[Any, int]:
         value: Any = instance
@@ -179,6 +192,11 @@ class ConversationPagination(KeysetCursorPagination):
     # The order of tickets.selectors.ticket_list.
     sort_field = "conversation__last_message_at"
     id_field = "conversation_id"
+
+    def id_ordering(self) -> Any:
+        # The same value as conversation_id, written as the conversation's column so the
+        # (last_message_at, id) index serves the order (see conversation_id_column).
+        return conversation_id_column()
 
 
 class ContactPagination(CursorPagination):
@@ -230,6 +248,20 @@ class TeamRefSerializer(serializers.Serializer):
 SLA_STATES = [value for value, _label in Ticket._meta.get_field("sla_state").choices]
 
 
+class SearchHitPartSerializer(serializers.Serializer):
+    text = serializers.CharField()
+    hit = serializers.BooleanField(help_text="True for the words that matched.")
+
+
+class SearchHitSerializer(serializers.Serializer):
+    field = serializers.ChoiceField(choices=["message", "subject", "contact"], help_text="Where the words were found.")
+    snippet = serializers.SerializerMethodField(help_text="The matching text in parts, plain text (never markup).")
+
+    @extend_schema_field(SearchHitPartSerializer(many=True))
+    def get_snippet(self, hit: SearchHit) -> list[dict]:
+        return [{"text": text, "hit": is_hit} for text, is_hit in hit.parts]
+
+
 # Inline in the schema: an enum component would collide with the clock's `state`.
 @extend_schema_field({"type": "string", "enum": SLA_STATES})
 class _SlaStateField(serializers.CharField):
@@ -266,10 +298,14 @@ class ConversationSerializer(serializers.Serializer):
                                               help_text="Oldest customer message not answered yet.")
     message_count = serializers.IntegerField(source="conversation.message_count")
     created_at = serializers.DateTimeField(source="conversation.created_at")
+    snoozed_at = serializers.DateTimeField(allow_null=True, help_text="Set while snoozed.")
+    snoozed_until = serializers.DateTimeField(allow_null=True, help_text="When a snooze ends; empty while snoozed means until the customer writes.")
     merged_into = serializers.IntegerField(
         source="conversation.merged_into_id", allow_null=True,
         help_text="Set when this conversation was merged into another: its messages are there now.")
     sla = SlaSummarySerializer(source="*")
+    # Present only in search results (the list's `q`): rows without the attribute skip it.
+    search_hit = SearchHitSerializer(required=False, help_text="Search results only: where q matched, with the words marked.")
 
     def get_tags(self, ticket: Ticket) -> list[str]:
         return [tag.name for tag in ticket.tags.all()]
@@ -390,18 +426,49 @@ class MessageSerializer(serializers.Serializer):
 # --- Conversations ------------------------------------------------------------------------
 
 
+class _IdOrNoneField(serializers.CharField):
+    """An id, or "none" for nobody."""
+
+    def to_internal_value(self, data: Any) -> int | str:
+        value = super().to_internal_value(data).strip().lower()
+        if value == NONE:
+            return NONE
+        if not value.isdigit() or len(value) > 18 or int(value) < 1:
+            raise serializers.ValidationError('An id or "none".')
+        return int(value)
+
+
 class ConversationListApi(ApiErrorsMixin, APIView):
-    """The agent's conversations, newest activity first (the dashboard's inbox list)."""
+    """The agent's conversations, newest activity first (the dashboard's inbox list).
+
+    `view` picks the list (a snoozed conversation is only in "snoozed"); the filters narrow
+    it. With `q`, the list is the full-text search's matches instead (message text, contact
+    name, email and phone, subject; every status, snoozed ones included; the filters still
+    apply), each row with its `search_hit`. Phrases in quotes, OR, and -word to exclude.
+    """
 
     pagination_class = ConversationPagination
 
     class FilterSerializer(serializers.Serializer):
-        view = serializers.ChoiceField(choices=VIEWS, default="open")
+        view = serializers.CharField(default="open", max_length=40,
+                                     help_text=f"One of {', '.join(VIEWS)}, team:<id> or inbox:<id>.")
+        q = serializers.CharField(required=False, max_length=MAX_QUERY_LENGTH, help_text="Full-text search.")
         status = serializers.ChoiceField(choices=Ticket.Status.choices, required=False)
         inbox = serializers.IntegerField(min_value=1, required=False)
-        assignee = serializers.IntegerField(min_value=1, required=False)
+        assignee = _IdOrNoneField(required=False, help_text='A user id, or "none" for unassigned.')
+        team = _IdOrNoneField(required=False, help_text='A team id, or "none" for no team.')
         channel = serializers.ChoiceField(choices=[(c.value, c.label) for c in REPLY_CHANNELS], required=False,
                                           help_text="The channel of the latest message.")
+        priority = serializers.ChoiceField(choices=Ticket.Priority.choices, required=False)
+        tag = serializers.ListField(child=serializers.SlugField(max_length=60), required=False, max_length=20,
+                                    help_text="Repeatable: conversations with any of these tags.")
+        created_after = serializers.DateField(required=False, help_text="Created on or after this day (YYYY-MM-DD).")
+        created_before = serializers.DateField(required=False, help_text="Created on or before this day (YYYY-MM-DD).")
+
+        def validate_view(self, value: str) -> str:
+            if view_parse(value) is None:
+                raise serializers.ValidationError(f"One of {', '.join(VIEWS)}, team:<id> or inbox:<id>.")
+            return value
 
     OutputSerializer = ConversationSerializer
 
@@ -411,10 +478,18 @@ class ConversationListApi(ApiErrorsMixin, APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         data = filters.validated_data
+        q = data.get("q", "").strip()
+        hits = ticket_search(user=request.user, q=q) if q else None
         tickets = ticket_list(user=request.user, view=data["view"], status=data.get("status", ""),
-                              inbox_id=data.get("inbox"), assignee_id=data.get("assignee"), channel=data.get("channel", ""))
-        return paginated_response(pagination_class=self.pagination_class, serializer_class=self.OutputSerializer,
-                                  queryset=tickets, request=request, view=self)
+                              inbox_id=data.get("inbox"), assignee_id=data.get("assignee"), channel=data.get("channel", ""),
+                              priority=data.get("priority", ""), tags=[t.lower() for t in data.get("tag", [])],
+                              team_id=data.get("team"), created_after=data.get("created_after"),
+                              created_before=data.get("created_before"), ticket_ids=None if hits is None else list(hits))
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(tickets, request, view=self)
+        for ticket in page if hits else ():
+            ticket.search_hit = hits[ticket.pk]
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
 
 class ConversationDetailApi(ApiErrorsMixin, APIView):
@@ -489,6 +564,36 @@ class MessageListApi(ApiErrorsMixin, APIView):
         return Response(self.OutputSerializer({"results": messages, "has_earlier": len(newest) > limit}).data)
 
 
+SEEN_MESSAGE_HELP = ("The newest message id the writer had seen. When given, the message is not sent if a customer "
+                     "message or another agent's reply arrived after it (409 with them), unless confirm is true.")
+CONFIRM_HELP = "Send even though new messages arrived (after a 409)."
+
+
+class ConflictSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField(help_text="inbound (the customer) or outbound (another agent's reply)")
+    author = serializers.CharField()
+    preview = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+@extend_schema_serializer(component_name="Collision")
+class CollisionSerializer(serializers.Serializer):
+    error = serializers.CharField()
+    conflict = ConflictSerializer(many=True, help_text="What arrived since seen_message_id, newest first.")
+
+
+def collision_response(*, request: Request, ticket: Ticket, data: dict) -> Response | None:
+    """409 when messages arrived since the writer's seen_message_id (and they did not confirm)."""
+    seen = data.get("seen_message_id")
+    if seen is None or data.get("confirm"):
+        return None
+    conflicts = messages_since_conflicting(conversation_id=ticket.pk, after_id=seen, user=request.user)
+    if not conflicts:
+        return None
+    return Response(collision_report(messages=conflicts), status=status.HTTP_409_CONFLICT)
+
+
 class ReplyCreateApi(ApiErrorsMixin, APIView):
     """Queue an agent reply to the customer; delivery runs in a worker after commit."""
 
@@ -501,15 +606,21 @@ class ReplyCreateApi(ApiErrorsMixin, APIView):
             help_text="One of the conversation's reply channels (see reply-channels/); defaults to the channel "
                       "of the customer's latest message. 400 with the reason when the conversation cannot be "
                       "answered on it (e.g. the number opted out of SMS).")
+        seen_message_id = serializers.IntegerField(required=False, min_value=0, help_text=SEEN_MESSAGE_HELP)
+        confirm = serializers.BooleanField(default=False, help_text=CONFIRM_HELP)
 
     OutputSerializer = MessageSerializer
 
-    @extend_schema(operation_id="conversations_reply_create", request=InputSerializer, responses={201: OutputSerializer})
+    @extend_schema(operation_id="conversations_reply_create", request=InputSerializer,
+                   responses={201: OutputSerializer, 409: CollisionSerializer})
     def post(self, request: Request, conversation_id: int) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
+        collision = collision_response(request=request, ticket=ticket, data=data)
+        if collision is not None:
+            return collision
         channel = reply_channel_choose(conversation=ticket.conversation, channel=data.get("channel"))
         message = ticket_reply_create(ticket=ticket, author=request.user, text=data["text"], channel=channel)
         return Response(self.OutputSerializer(message).data, status=status.HTTP_201_CREATED)
@@ -561,15 +672,21 @@ class NoteCreateApi(ApiErrorsMixin, APIView):
     @extend_schema_serializer(component_name="NoteInput")
     class InputSerializer(serializers.Serializer):
         text = serializers.CharField(trim_whitespace=False)
+        seen_message_id = serializers.IntegerField(required=False, min_value=0, help_text=SEEN_MESSAGE_HELP)
+        confirm = serializers.BooleanField(default=False, help_text=CONFIRM_HELP)
 
     OutputSerializer = MessageSerializer
 
-    @extend_schema(operation_id="conversations_notes_create", request=InputSerializer, responses={201: OutputSerializer})
+    @extend_schema(operation_id="conversations_notes_create", request=InputSerializer,
+                   responses={201: OutputSerializer, 409: CollisionSerializer})
     def post(self, request: Request, conversation_id: int) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
-        message = note_create(conversation=ticket.conversation, author=request.user, text=serializer.validated_data["text"])
+        collision = collision_response(request=request, ticket=ticket, data=serializer.validated_data)
+        if collision is not None:
+            return collision
+        message = ticket_note_create(ticket=ticket, author=request.user, text=serializer.validated_data["text"])
         return Response(self.OutputSerializer(message).data, status=status.HTTP_201_CREATED)
 
 
@@ -755,5 +872,8 @@ class EventListApi(APIView):
         after = filters.validated_data["after"]
         events = list(events_after(user=request.user, after=after, limit=filters.validated_data["limit"]))
         data = self.OutputSerializer(events, many=True).data
-        return Response({"results": data, "last_seq": events[-1].id if events else after})
+        # Never past an event still being committed (a gap that may fill): the next catch-up
+        # fetches it instead of skipping it for good.
+        last_seq = seq_settled(after=after, upto=events[-1].id) if events else after
+        return Response({"results": data, "last_seq": last_seq})
 

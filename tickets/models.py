@@ -317,6 +317,7 @@ class Notification(models.Model):
         ASSIGNMENT = "assignment", "Assignment"
         MENTION = "mention", "Mention"
         MESSAGE = "message", "New message"
+        SNOOZE = "snooze", "Snooze ended"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=16, choices=Kind.choices)

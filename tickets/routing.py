@@ -1,11 +1,12 @@
-"""Auto-assignment (issue 4, routing): per inbox, round robin or least loaded, among the
-inbox's members who are online and below their capacity.
+"""Auto-assignment: per inbox, round robin or least loaded, among the inbox's members who
+are online and below their capacity.
 
 `routing_assign_waiting` assigns the oldest unassigned new/open conversations of each routed
 inbox. Beat runs it periodically, so waiting conversations are assigned as capacity frees up
-(a solve, an agent coming online), not only when new ones arrive. Routing of one inbox is
-serialised by a lock on its InboxRouting row; each assignment is a conditional update of a
-still-unassigned ticket, so two runs never assign one conversation twice.
+(a solve, an agent coming online), and `routing_assign_arrival` assigns a new conversation
+at once, inside its inbound transaction. Routing of one inbox is serialised by a lock on its
+InboxRouting row; each assignment is a conditional update of a still-unassigned ticket, so
+two runs never assign one conversation twice.
 """
 from __future__ import annotations
 
@@ -74,8 +75,9 @@ def _route_inbox(*, routing_id: int, limit: int) -> int:
         routing = InboxRouting.objects.select_for_update().filter(pk=routing_id).exclude(mode=InboxRouting.Mode.MANUAL).first()
         if routing is None:
             return 0
+        # Snoozed conversations are out of the queue until they wake.
         waiting = list(Ticket.objects.filter(conversation__inbox_id=routing.inbox_id, assignee__isnull=True, status__in=WAITING,
-                                             conversation__merged_into__isnull=True)
+                                             conversation__merged_into__isnull=True, snoozed_at__isnull=True)
                        .order_by("created_at", "pk").values_list("pk", flat=True)[:limit])
         if not waiting:
             return 0
@@ -86,19 +88,45 @@ def _route_inbox(*, routing_id: int, limit: int) -> int:
             if chosen is None:
                 break  # everyone is full or away: the next run tries again
             if _assign(ticket_id=ticket_id, agent=chosen.user, how=routing.get_mode_display().lower()):
-                now = timezone.now()
-                chosen.load += 1
-                chosen.last_assigned_at = now
-                routing.last_agent = chosen.user
-                AgentStatus.objects.filter(user=chosen.user).update(last_assigned_at=now)
+                _served(routing=routing, chosen=chosen)
                 assigned += 1
         routing.save(update_fields=["last_agent"])
     return assigned
 
 
+def routing_assign_arrival(*, ticket: Ticket) -> AbstractBaseUser | None:
+    """A new conversation in a routed inbox gets an agent at once: in the caller's
+    transaction (the inbound processing), with no task and no wait for the periodic run.
+    Returns the agent, or None (a manual inbox, nobody online with room: the periodic run
+    tries again as capacity frees up).
+
+    Takes the inbox's routing lock like the periodic run, so the two never pick from stale
+    loads, and assigns through the same conditional update.
+    """
+    routing = (InboxRouting.objects.select_for_update().filter(inbox_id=ticket.conversation.inbox_id)
+               .exclude(mode=InboxRouting.Mode.MANUAL).first())
+    if routing is None:
+        return None
+    chosen = pick(mode=routing.mode, pool=candidates(inbox_id=routing.inbox_id), last_agent_id=routing.last_agent_id)
+    if chosen is None or not _assign(ticket_id=ticket.pk, agent=chosen.user, how=routing.get_mode_display().lower()):
+        return None
+    _served(routing=routing, chosen=chosen)
+    routing.save(update_fields=["last_agent"])
+    return chosen.user
+
+
+def _served(*, routing: InboxRouting, chosen: Candidate) -> None:
+    """Book an assignment: the agent's load and turn, for the next pick."""
+    now = timezone.now()
+    chosen.load += 1
+    chosen.last_assigned_at = now
+    routing.last_agent = chosen.user
+    AgentStatus.objects.filter(user=chosen.user).update(last_assigned_at=now)
+
+
 def _assign(*, ticket_id: int, agent: AbstractBaseUser, how: str) -> bool:
     """Give a still-unassigned waiting ticket to the agent; False when someone was faster."""
-    changed = Ticket.objects.filter(pk=ticket_id, assignee__isnull=True, status__in=WAITING).update(assignee=agent)
+    changed = Ticket.objects.filter(pk=ticket_id, assignee__isnull=True, status__in=WAITING, snoozed_at__isnull=True).update(assignee=agent)
     if not changed:
         return False
     ticket = Ticket.objects.select_related("conversation").get(pk=ticket_id)
@@ -126,3 +154,8 @@ def agent_availability_set(*, user: AbstractBaseUser, availability: str, capacit
         transaction.on_commit(lambda: [routing_assign_waiting(inbox_id=i) for i in inbox_ids])
     return status
 
+
+
+def agent_status_get(*, user: AbstractBaseUser) -> AgentStatus:
+    """The agent's availability and capacity; the defaults (offline) for one who never set them."""
+    return AgentStatus.objects.filter(user=user).first() or AgentStatus(user=user)

@@ -7,6 +7,7 @@ could not run anything.
 """
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core import signing
 from django.db import transaction
 from django.db.models import Max
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -30,39 +31,51 @@ from django.views.decorators.http import require_GET, require_POST
 
 from conversations.html import html_with_cid_urls, sanitize_email_html
 from conversations.models import Attachment, Channel, ContactIdentity, Event, Message
+from conversations.realtime import seq_settled
 from conversations.selectors import channel_config, contact_get_for_agent, contact_identities, conversation_visitors, reply_channels
 from conversations.services import (
     ApplicationError,
     contact_merge,
     conversation_mark_seen_by_agent,
-    note_create,
     reply_channel_choose,
     reply_retry,
 )
 from tickets.models import Ticket
 from tickets.notifications import notifications_mark_read
 from helpdesk.roles import is_manager
+from tickets.search import MAX_QUERY_LENGTH, ticket_search
 from tickets.selectors import (
+    NONE,
     SORTS,
     VIEWS,
     ClockReading,
+    agents_for_user,
     assignee_get_for_ticket,
+    collision_report,
+    inboxes_for_user,
+    list_tabs,
     message_get_for_agent,
+    messages_since_conflicting,
     notifications_for_user,
     notifications_unread_count,
     sla_clocks_for_ticket,
+    teams_all,
     ticket_get_for_agent,
     ticket_list,
     timeline,
+    view_counts,
+    view_parse,
 )
 from tickets.services import (
     conversation_merge,
     ticket_assign,
+    ticket_note_create,
     ticket_reply_create,
     ticket_set_priority,
     ticket_set_status,
     ticket_set_tags,
 )
+from tickets.unread import ticket_mark_read
 
 PAGE_SIZE = 50
 
@@ -104,19 +117,25 @@ def dashboard(request: HttpRequest, conversation_id: int | None = None) -> HttpR
     # Read the feed position before anything else: an event committed while the page renders
     # is then replayed by the first catch-up instead of being lost between the two reads.
     last_seq = _latest_seq()
-    view = _view_param(request)
+    params = ListParamsForm(request.GET)
+    if not params.is_valid():
+        params = ListParamsForm({})  # an old bookmark with a view that no longer exists: the default list
+        params.is_valid()
     ticket = None
     if conversation_id is not None:
         ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
         if ticket.conversation.merged_into_id is not None:
             return _merged_redirect(request, ticket, "conversation")
     context: dict[str, object] = {
-        "last_seq": last_seq, "views": _view_tabs(), "sorts": SORT_LABELS,
+        "last_seq": last_seq, "sorts": SORT_LABELS,
         "unread_notifications": notifications_unread_count(user=request.user),
         "is_manager": is_manager(request.user),
-        **_list_context(request, view, conversation_id),
+        **_list_context(request, params.cleaned_data, conversation_id),
+        **_list_pane_context(request),
     }
+    context["views"], context["team_views"], context["inbox_views"] = _view_tabs(context)
     if ticket is not None:
+        ticket_mark_read(user=request.user, ticket=ticket)  # opened on the page: read
         context |= _conversation_context(request, ticket.pk, ticket=ticket)
     return render(request, "tickets/dashboard.html", context)
 
@@ -130,9 +149,13 @@ def _merged_redirect(request: HttpRequest, ticket: Ticket, url_name: str) -> Htt
 @require_GET
 @dashboard_csp
 def conversation_list(request: HttpRequest) -> HttpResponse:
-    """The left pane's list for one view, as a fragment."""
+    """The left pane's list for one view, filtered, sorted or searched (ListParamsForm), as a
+    fragment; 400 with the reason for a bad parameter."""
+    params = ListParamsForm(request.GET)
+    if not params.is_valid():
+        return HttpResponse(_form_error(params), status=400, content_type="text/plain; charset=utf-8")
     selected = request.GET.get("selected", "")
-    context = _list_context(request, _view_param(request), int(selected) if selected.isdigit() else None)
+    context = _list_context(request, params.cleaned_data, int(selected) if selected.isdigit() else None)
     return render(request, "tickets/_list.html", context)
 
 
@@ -158,46 +181,132 @@ def conversation_sla(request: HttpRequest, conversation_id: int) -> HttpResponse
 
 @require_POST
 def conversation_seen(request: HttpRequest, conversation_id: int) -> HttpResponse:
-    """The agent has the conversation's timeline on screen: a seen receipt for the customer."""
+    """The agent has the conversation's timeline on screen: a seen receipt for the customer,
+    and the conversation is read for the agent (no unread mark in their list)."""
     ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
     conversation_mark_seen_by_agent(conversation=ticket.conversation)
+    ticket_mark_read(user=request.user, ticket=ticket)
     return HttpResponse(status=204)
 
 
-def _view_param(request: HttpRequest) -> str:
-    view = request.GET.get("view", "open")
-    return view if view in VIEWS else "open"
+class IdOrNoneField(forms.CharField):
+    """A user or team id, or "none" (nobody)."""
+
+    def to_python(self, value: object) -> int | str | None:
+        value = super().to_python(value).strip().lower()
+        if not value:
+            return None
+        if value == NONE:
+            return NONE
+        if not value.isdigit() or len(value) > 18:
+            raise forms.ValidationError('An id or "none".')
+        return int(value)
 
 
-def _sort_param(request: HttpRequest) -> str:
-    sort = request.GET.get("sort", "activity")
-    return sort if sort in SORTS else "activity"
+class TagListField(forms.Field):
+    """Repeated ?tag=…&tag=…, each also split at commas and spaces."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value: object) -> list[str]:
+        values = value if isinstance(value, (list, tuple)) else [value] if value else []
+        names = [name.lower() for raw in values for name in re.split(r"[,\s]+", str(raw)) if name]
+        bad = [name for name in names if not TAG_NAME.match(name)]
+        if bad:
+            raise forms.ValidationError(f"Tags are made of letters, digits, - and _ (up to 60): {', '.join(bad)}.")
+        return list(dict.fromkeys(names))
 
 
-def _view_tabs() -> list[tuple[str, str]]:
-    labels = {"open": "Open", "mine": "Mine", "unassigned": "Unassigned", "pending": "Pending", "at_risk": "SLA at risk",
-              "solved": "Solved", "all": "All"}
-    return [(view, labels[view]) for view in VIEWS]
+REPLY_CHANNEL_CHOICES = [(c.value, c.label) for c in (Channel.EMAIL, Channel.SMS, Channel.WEBCHAT)]
 
 
-SORT_LABELS = [("activity", "Latest activity"), ("sla_due", "SLA due")]
+class ListParamsForm(forms.Form):
+    """The list's query parameters (GET /list, and the dashboard page's)."""
+
+    view = forms.CharField(required=False, max_length=40)
+    sort = forms.ChoiceField(choices=[("", "")] + [(key, key) for key in SORTS], required=False)
+    q = forms.CharField(required=False, max_length=MAX_QUERY_LENGTH)
+    status = forms.ChoiceField(choices=[("", "")] + Ticket.Status.choices, required=False)
+    channel = forms.ChoiceField(choices=[("", "")] + REPLY_CHANNEL_CHOICES, required=False)
+    priority = forms.ChoiceField(choices=[("", "")] + Ticket.Priority.choices, required=False)
+    tag = TagListField(required=False)
+    assignee = IdOrNoneField(required=False)
+    team = IdOrNoneField(required=False)
+    inbox = forms.IntegerField(required=False, min_value=1, max_value=2**62)
+    created_after = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
+    created_before = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
+
+    def clean_view(self) -> str:
+        view = self.cleaned_data["view"] or "open"
+        if view_parse(view) is None:
+            raise forms.ValidationError(f"Unknown view {view!r}: one of {', '.join(VIEWS)}, team:<id> or inbox:<id>.")
+        return view
+
+    def clean_sort(self) -> str:
+        return self.cleaned_data["sort"] or "activity"
+
+
+VIEW_LABELS = {"open": "Open", "mine": "Mine", "unassigned": "Unassigned", "pending": "Pending", "snoozed": "Snoozed",
+               "at_risk": "SLA at risk", "solved": "Solved", "all": "All"}
+
+
+def _view_tabs(context: dict) -> tuple[list[dict], list[dict], list[dict]]:
+    """The tabs with their counts: the fixed views, the agent's teams, their inboxes."""
+    counts = context["counts"]
+
+    def tab(key: str, label: str) -> dict:
+        return {"key": key, "label": label, "count": counts.get(key)}
+
+    return ([tab(view, VIEW_LABELS[view]) for view in VIEWS], [tab(t.view, t.label) for t in context["team_tabs"]],
+            [tab(t.view, t.label) for t in context["inbox_tabs"]])
+
+
+SORT_LABELS = [("activity", "Latest activity"), ("waiting", "Longest waiting"), ("sla_due", "SLA due"), ("created", "Newest")]
+SNOOZE_PRESETS = [("1h", "1 hour"), ("4h", "4 hours"), ("tomorrow", "Tomorrow 9:00"), ("next_week", "Next week"),
+                  ("reply", "Until the customer replies")]
 
 
 def _latest_seq() -> int:
     # The global maximum is enough: catch-up returns only what this agent may see after it.
-    return Event.objects.aggregate(seq=Max("id"))["seq"] or 0
+    # But not past an event still being committed: the page's first catch-up fetches it.
+    latest = Event.objects.aggregate(seq=Max("id"))["seq"] or 0
+    return seq_settled(after=0, upto=latest)
 
 
-def _list_context(request: HttpRequest, view: str, selected_id: int | None) -> dict[str, object]:
+def _list_context(request: HttpRequest, params: dict, selected_id: int | None) -> dict[str, object]:
+    """The list (#conv-list) for cleaned ListParamsForm data: the page of rows with their
+    unread marks and search snippets, and every tab's count."""
     now = timezone.now()
-    sort = _sort_param(request)
-    rows = list(ticket_list(user=request.user, view=view, sort=sort, now=now)[: PAGE_SIZE + 1])
+    user = request.user
+    team_tabs, inbox_tabs = list_tabs(user=user)  # first: it also tells which inboxes the agent sees
+    counts = view_counts(user=user, team_ids=[t.ref for t in team_tabs], inbox_ids=[t.ref for t in inbox_tabs], now=now)
+    q = params["q"].strip()
+    hits = ticket_search(user=user, q=q) if q else None
+    rows = list(ticket_list(
+        user=user, view=params["view"], sort=params["sort"], now=now, status=params["status"], channel=params["channel"],
+        priority=params["priority"], tags=params["tag"], assignee_id=params["assignee"], team_id=params["team"],
+        inbox_id=params["inbox"], created_after=params["created_after"], created_before=params["created_before"],
+        ticket_ids=None if hits is None else list(hits), with_unread=True,
+    )[: PAGE_SIZE + 1])
     for ticket in rows[:PAGE_SIZE]:
         since = ticket.conversation.waiting_since
         ticket.waiting_label = _short_age(now - since) if since and ticket.is_open else ""
+        # The conversation on screen is being read: no marker while the agent looks at it.
+        ticket.unread = ticket.unread and ticket.pk != selected_id
+        ticket.search_hit = hits.get(ticket.pk) if hits else None
         _sla_badge(ticket, now)
-    return {"tickets": rows[:PAGE_SIZE], "has_more": len(rows) > PAGE_SIZE, "view": view, "sort": sort,
-            "selected_id": selected_id, "now": now}
+    return {"tickets": rows[:PAGE_SIZE], "has_more": len(rows) > PAGE_SIZE, "view": params["view"], "sort": params["sort"],
+            "selected_id": selected_id, "now": now, "q": q, "filters": params, "team_tabs": team_tabs,
+            "inbox_tabs": inbox_tabs, "counts": counts,
+            # Known keys and integers only: safe inside the single-quoted attribute as it is.
+            "counts_json": json.dumps(counts)}
+
+
+def _list_pane_context(request: HttpRequest) -> dict[str, object]:
+    """What the pane around the list offers: the filter choices and the bulk toolbar's."""
+    return {"agents": agents_for_user(user=request.user), "teams": teams_all(), "inboxes": inboxes_for_user(user=request.user),
+            "statuses": Ticket.Status.choices, "priorities": Ticket.Priority.choices, "channels": REPLY_CHANNEL_CHOICES,
+            "snooze_presets": SNOOZE_PRESETS}
 
 
 SLA_BADGE_LABELS = {"ok": "", "warning": "At risk", "breached": "Breached", "paused": "Paused"}
@@ -339,6 +448,10 @@ class ComposeForm(forms.Form):
                                 required=False)
     # "Submit as …": the status to leave the ticket in; empty keeps it.
     status = forms.ChoiceField(choices=[("", "")] + Ticket.Status.choices, required=False)
+    # The collision check: the newest message the agent had seen when they started writing,
+    # and confirm=1 once they chose to send anyway. Without seen_message_id there is no check.
+    seen_message_id = forms.IntegerField(required=False, min_value=0, max_value=2**62)
+    confirm = forms.BooleanField(required=False)
 
 
 class StatusForm(forms.Form):
@@ -377,7 +490,7 @@ def _reply_via(*, ticket: Ticket, author: AbstractBaseUser, text: str, channel: 
 
 
 def _note(*, ticket: Ticket, author: AbstractBaseUser, text: str, channel: str = "") -> Message:
-    return note_create(conversation=ticket.conversation, author=author, text=text)
+    return ticket_note_create(ticket=ticket, author=author, text=text)
 
 
 @require_POST
@@ -391,6 +504,11 @@ def _compose(request: HttpRequest, conversation_id: int, *, write: Callable[...,
     form = ComposeForm(request.POST)
     if not form.is_valid():
         return _action_failed(request, ticket.pk, _form_error(form))
+    seen = form.cleaned_data["seen_message_id"]
+    if seen is not None and not form.cleaned_data["confirm"]:
+        conflicts = messages_since_conflicting(conversation_id=ticket.pk, after_id=seen, user=request.user)
+        if conflicts:
+            return JsonResponse(collision_report(messages=conflicts), status=409)
     try:
         # One use case: "Submit as Solved" writes the reply and the status, or neither.
         with transaction.atomic():
@@ -530,6 +648,9 @@ def _wants_fragment(request: HttpRequest) -> bool:
 
 
 def _action_done(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    # The agent just acted on it (their own reply moves its activity): read up to now. A
+    # fragment fetched to refresh a pane is not "read": desk.js posts /seen when one is shown.
+    ticket_mark_read(user=request.user, ticket=Ticket(pk=conversation_id))
     if _wants_fragment(request):
         return render(request, "tickets/_conversation.html", _conversation_context(request, conversation_id))
     return HttpResponseRedirect(reverse("conversation", args=[conversation_id]))

@@ -87,40 +87,47 @@ const refreshConversation = serialised(async () => {
   const response = await fetchFragment(conv.dataset.timelineUrl);
   if (response.status === 404) return; // moved out of the agent's inboxes
   if (!response.ok) return;
-  applyConversation(parse(await response.text()));
-  markSeen();
+  applyConversation(parse(await response.text()), { root: conv });
+  if (conv.isConnected) markSeen();
 });
 
 // Keeps what the agent is doing (composer text, open formatted views, scroll position):
-// only the header and the messages that changed are replaced.
-function applyConversation(fragment, { force = false } = {}) {
-  const conv = document.getElementById("conv");
+// only the header and the messages that changed are replaced. `root` is the conversation's
+// pane, shown or kept in memory behind its tab; it defaults to the one on screen.
+function applyConversation(fragment, { force = false, root = null } = {}) {
+  const conv = root || document.getElementById("conv");
   const fresh = fragment.getElementById("conv");
   if (!conv || !fresh) return;
+  const id = Number(conv.dataset.conversationId);
   if (fresh.dataset.conversationId !== conv.dataset.conversationId) {
-    // An action moved us to another conversation (a merge): show that one instead.
-    if (force) showConversation(fragment, Number(fresh.dataset.conversationId), { push: true });
+    // An action moved us to another conversation (a merge): its tab shows that one instead.
+    if (force) replaceTab(id, fresh);
     return;
   }
-  const head = document.getElementById("conv-head");
+  const shown = conv.isConnected;
+  const head = conv.querySelector("#conv-head");
   // A select the agent is choosing in would close under them: that header waits for the next refresh.
-  if (force || !head.contains(document.activeElement)) {
-    head.replaceWith(fragment.getElementById("conv-head"));
-    renderTyping();
-  }
-  replaceSlaPanel(fragment.getElementById("sla-panel"));
-  const scroller = document.getElementById("conv-scroll");
+  if (force || !head.contains(document.activeElement)) head.replaceWith(fragment.getElementById("conv-head"));
+  replaceSlaPanel(fragment.getElementById("sla-panel"), conv);
+  const scroller = conv.querySelector("#conv-scroll");
   const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
-  mergeTimeline(document.getElementById("timeline"), fragment.getElementById("timeline"));
+  mergeTimeline(conv.querySelector("#timeline"), fragment.getElementById("timeline"));
   const submitAs = fragment.querySelector("#composer select[name=status]");
-  const currentSubmitAs = document.querySelector("#composer select[name=status]");
+  const currentSubmitAs = conv.querySelector("#composer select[name=status]");
   if (submitAs && currentSubmitAs && document.activeElement !== currentSubmitAs) currentSubmitAs.replaceWith(submitAs);
-  if (atBottom) scroller.scrollTop = scroller.scrollHeight;
+  if (shown) {
+    if (atBottom) scroller.scrollTop = scroller.scrollHeight;
+    renderTyping();
+    renderPresence();
+  }
+  const tab = tabs.get(id);
+  if (tab && tab.title !== tabTitle(conv)) { tab.title = tabTitle(conv); renderTabs(); saveTabs(); }
+  document.dispatchEvent(new CustomEvent("desk:conversation-updated", { detail: { id, root: conv, shown } }));
 }
 
 // The SLA panel is replaced whole, keeping which parts the agent opened or closed.
-function replaceSlaPanel(fresh) {
-  const current = document.getElementById("sla-panel");
+function replaceSlaPanel(fresh, root) {
+  const current = root.querySelector("#sla-panel");
   if (!fresh || !current) return;
   const outer = current.querySelector("[data-sla-details]");
   const freshOuter = fresh.querySelector("[data-sla-details]");
@@ -154,31 +161,291 @@ function mergeTimeline(list, freshList) {
   [...list.children].forEach((li) => { if (!keep.has(li)) li.remove(); });
 }
 
-async function openConversation(id, { push = true } = {}) {
-  const response = await fetchFragment(`/c/${id}/timeline`);
-  if (!response.ok) return;
-  const fragment = parse(await response.text());
-  // A merged conversation's timeline redirects to the one that holds its messages now.
-  const fresh = fragment.getElementById("conv");
-  showConversation(fragment, fresh ? Number(fresh.dataset.conversationId) : id, { push, replace: !push && fresh && Number(fresh.dataset.conversationId) !== id });
+// Tabs: every opened conversation keeps its pane (the #conv element) in memory, detached while
+// hidden, so switching back is a DOM swap with no request. Hidden panes are refreshed in the
+// background when an event names them. The list of tabs lives in sessionStorage (this browser
+// tab only) and survives a reload; the URL (/c/<id>/) still says which one is shown.
+
+const MAX_TABS = 8;
+const TABS_KEY = `desk.tabs.${body.dataset.userId || ""}`;
+const tabs = new Map(); // id -> { id, title, unread, node, scrollTop, atBottom, refocus, usedAt }
+let navigation = 0; // the latest openConversation() wins when fetches race
+
+function tabTitle(conv) {
+  return conv.dataset.subject || conv.querySelector("h1").firstChild.textContent.trim();
 }
 
-function showConversation(fragment, id, { push = true, replace = false } = {}) {
+function saveTabs() {
+  try {
+    sessionStorage.setItem(TABS_KEY, JSON.stringify([...tabs.values()].map(({ id, title, unread }) => ({ id, title, unread }))));
+  } catch (err) { /* storage full or blocked: tabs just do not survive a reload */ }
+}
+
+function loadTabs() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(TABS_KEY) || "[]");
+    for (const { id, title, unread } of saved) {
+      if (Number.isInteger(id) && !tabs.has(id)) tabs.set(id, { id, title: String(title || ""), unread: Boolean(unread), node: null, usedAt: 0 });
+    }
+  } catch (err) { /* a damaged entry: start with no tabs */ }
+}
+
+function hasDraft(id) {
+  return Boolean(window.deskCompose && window.deskCompose.hasDraft(id));
+}
+
+function addTab(id, node) {
+  let tab = tabs.get(id);
+  if (!tab) {
+    // Too many: the least recently used tab without a draft makes room.
+    if (tabs.size >= MAX_TABS) {
+      const spare = [...tabs.values()].filter((t) => t.id !== openConversationId() && !hasDraft(t.id)).sort((a, b) => a.usedAt - b.usedAt)[0];
+      if (spare) { tabs.delete(spare.id); tabRefreshers.delete(spare.id); }
+    }
+    tab = { id, title: "", unread: false, node: null, usedAt: 0 };
+    tabs.set(id, tab);
+  }
+  if (node) { tab.node = node; tab.title = tabTitle(node); }
+  return tab;
+}
+
+// The pane on screen goes behind its tab: its scroll position and focus are kept for its return.
+function hideCurrent() {
+  const current = document.getElementById("conv");
+  if (!current) return;
+  const id = Number(current.dataset.conversationId);
+  const tab = tabs.get(id);
+  if (tab && tab.node === current) {
+    const scroller = current.querySelector("#conv-scroll");
+    tab.scrollTop = scroller.scrollTop;
+    tab.atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
+    tab.refocus = current.contains(document.activeElement) && document.activeElement.matches("textarea, input[type=text]") ? document.activeElement : null;
+  }
+  document.dispatchEvent(new CustomEvent("desk:conversation-hidden", { detail: { id, root: current } }));
+  current.remove();
+}
+
+// A pane fetched for a hidden tab is not on screen: the header tells the server not to count
+// it as read (the agent's read marks drive the list's unread markers).
+const BACKGROUND = { headers: { "X-Desk-Background": "1" } };
+
+async function fetchConversation(id, { background = false } = {}) {
+  const response = await fetchFragment(`/c/${id}/timeline`, background ? BACKGROUND : {});
+  if (!response.ok) return { status: response.status, node: null };
+  const node = parse(await response.text()).getElementById("conv");
+  return { status: response.status, node };
+}
+
+async function openConversation(id, { push = true } = {}) {
+  const ticket = (navigation += 1);
+  const tab = tabs.get(id);
+  if (tab && tab.node) {
+    if (tab.node.isConnected) { refreshConversation(); return; } // already on screen
+    showConversation(tab.node, id, { push });
+    return;
+  }
+  const { status, node } = await fetchConversation(id);
+  if (!node) {
+    if (status === 404 && tab) closeTab(id); // gone, or no longer in the agent's inboxes
+    return;
+  }
+  // A merged conversation's timeline redirects to the one that holds its messages now.
+  const realId = Number(node.dataset.conversationId);
+  if (realId !== id && tabs.has(id)) { tabs.delete(id); renderTabs(); }
+  if (ticket !== navigation) { if (tabs.has(realId)) addTab(realId, node); return; } // the agent moved on meanwhile
+  showConversation(node, realId, { push, replace: !push && realId !== id });
+}
+
+function showConversation(node, id, { push = true, replace = false } = {}) {
   const pane = document.getElementById("pane");
-  pane.replaceChildren(fragment);
-  const conv = document.getElementById("conv");
-  document.title = `#${id} ${conv.querySelector("h1").firstChild.textContent.trim()} · Helpdesk`;
+  if (document.getElementById("conv") !== node) hideCurrent();
+  const tab = addTab(id, node);
+  tab.unread = false;
+  tab.usedAt = Date.now();
+  pane.replaceChildren(node);
+  document.title = `#${id} ${tabTitle(node)} · Helpdesk`;
   document.querySelectorAll(".conv-item").forEach((li) => li.classList.toggle("is-selected", li.dataset.conversationId === String(id)));
+  syncClock(node.querySelector("#sla-panel"));
   tickCountdowns();
-  const scroller = document.getElementById("conv-scroll");
-  scroller.scrollTop = scroller.scrollHeight;
-  const url = `/c/${id}/?view=${encodeURIComponent(state.view)}`;
+  const scroller = node.querySelector("#conv-scroll");
+  scroller.scrollTop = tab.atBottom === false ? tab.scrollTop : scroller.scrollHeight;
+  if (tab.refocus && node.contains(tab.refocus)) tab.refocus.focus({ preventScroll: true });
+  tab.refocus = null;
+  const url = `/c/${id}/?${viewQuery()}`;
   if (push) history.pushState({ conversation: id, view: state.view }, "", url);
   else if (replace) history.replaceState({ conversation: id, view: state.view }, "", url);
   typingStop();
   renderTyping();
+  viewing(id);
+  renderPresence();
+  renderTabs();
+  saveTabs();
   markSeen();
+  document.dispatchEvent(new CustomEvent("desk:conversation-shown", { detail: { id, root: node } }));
 }
+
+function showEmpty({ history: how = null } = {}) {
+  hideCurrent();
+  const pane = document.getElementById("pane");
+  pane.replaceChildren(Object.assign(document.createElement("div"), { className: "empty-pane", textContent: "Select a conversation from the list." }));
+  document.title = "Helpdesk";
+  document.querySelectorAll(".conv-item.is-selected").forEach((li) => li.classList.remove("is-selected"));
+  const url = `${body.dataset.dashboardUrl}?${viewQuery()}`;
+  if (how === "push") history.pushState({ conversation: null, view: state.view }, "", url);
+  else if (how === "replace") history.replaceState({ conversation: null, view: state.view }, "", url);
+  typingStop();
+  viewing(null);
+  renderTabs();
+}
+
+function closeTab(id) {
+  const tab = tabs.get(id);
+  if (!tab) return;
+  const order = [...tabs.keys()];
+  const index = order.indexOf(id);
+  const shown = Boolean(tab.node && tab.node.isConnected);
+  tabs.delete(id);
+  tabRefreshers.delete(id);
+  saveTabs();
+  document.dispatchEvent(new CustomEvent("desk:tab-closed", { detail: { id, root: tab.node } }));
+  if (!shown) { renderTabs(); return; }
+  // The neighbour to the right takes its place, else the one to the left.
+  const next = order[index + 1] ?? order[index - 1];
+  hideCurrent(); // at once, even if the neighbour's pane is still to be fetched
+  viewing(null);
+  if (next === undefined) { showEmpty({ history: "replace" }); return; }
+  openConversation(next, { push: false }).then(() => {
+    if (openConversationId() === next) history.replaceState({ conversation: next, view: state.view }, "", `/c/${next}/?${viewQuery()}`);
+    else if (!document.getElementById("conv")) showEmpty({ history: "replace" });
+  });
+}
+
+function replaceTab(oldId, node) {
+  const newId = Number(node.dataset.conversationId);
+  const order = [...tabs.entries()];
+  const at = order.findIndex(([id]) => id === oldId);
+  if (at >= 0 && !tabs.has(newId)) order.splice(at, 1, [newId, { id: newId, title: "", unread: false, node: null, usedAt: 0 }]);
+  else if (at >= 0) order.splice(at, 1);
+  tabs.clear();
+  order.forEach(([id, tab]) => tabs.set(id, tab));
+  showConversation(node, newId, { push: true });
+}
+
+function switchTab(step) {
+  const order = [...tabs.keys()];
+  if (order.length === 0) return false;
+  const current = order.indexOf(openConversationId());
+  const next = current < 0 ? (step > 0 ? 0 : order.length - 1) : (current + step + order.length) % order.length;
+  if (order[next] === openConversationId()) return true;
+  openConversation(order[next]);
+  return true;
+}
+
+let renderedTabs = "";
+function renderTabs() {
+  const strip = document.getElementById("conv-tabs");
+  if (!strip) return;
+  const open = openConversationId();
+  // Redrawn only when something shown changed (presence sweeps call this every few seconds).
+  const signature = JSON.stringify([open, viewQuery(), [...tabs.values()].map((t) => [t.id, t.title, t.unread, hasDraft(t.id), viewersOf(t.id).map(presenceText)])]);
+  if (signature === renderedTabs && strip.childElementCount === tabs.size) return;
+  renderedTabs = signature;
+  const items = [...tabs.values()].map((tab) => {
+    const active = tab.id === open;
+    const item = document.createElement("div");
+    item.setAttribute("role", "presentation");
+    item.className = `conv-tab${active ? " is-active" : ""}${tab.unread ? " is-unread" : ""}`;
+    item.dataset.tabId = String(tab.id);
+    item.dataset.testid = "conv-tab";
+    if (tab.unread) item.dataset.unread = "1";
+    const link = document.createElement("a");
+    link.href = `/c/${tab.id}/?${viewQuery()}`;
+    link.dataset.tab = String(tab.id);
+    link.setAttribute("role", "tab");
+    link.setAttribute("aria-selected", String(active));
+    link.title = `#${tab.id} ${tab.title}`;
+    const unread = Object.assign(document.createElement("span"), { className: "tab-unread", title: "New activity" });
+    unread.dataset.testid = "tab-unread";
+    unread.hidden = !tab.unread;
+    const title = Object.assign(document.createElement("span"), { className: "tab-title", textContent: tab.title || `#${tab.id}` });
+    const number = Object.assign(document.createElement("span"), { className: "tab-no", textContent: `#${tab.id}` });
+    const others = viewersOf(tab.id);
+    const dot = Object.assign(document.createElement("span"), { className: "tab-presence" });
+    dot.dataset.testid = "tab-presence";
+    dot.hidden = others.length === 0;
+    dot.title = others.map(presenceText).join(", ");
+    const draft = Object.assign(document.createElement("span"), { className: "tab-draft", textContent: "✎", title: "Unsent draft" });
+    draft.hidden = !hasDraft(tab.id);
+    link.append(unread, title, number, dot, draft);
+    const close = Object.assign(document.createElement("button"), { type: "button", className: "tab-close", textContent: "×" });
+    close.dataset.action = "close-tab";
+    close.setAttribute("aria-label", `Close #${tab.id}`);
+    item.append(link, close);
+    return item;
+  });
+  strip.replaceChildren(...items);
+  strip.hidden = items.length === 0;
+}
+
+// After a reload the restored tabs' panes are fetched one by one in the background, so the
+// first switch to each is instant too.
+async function prefetchTabs() {
+  for (const tab of [...tabs.values()]) {
+    if (tab.node || !tabs.has(tab.id)) continue;
+    try {
+      const { status, node } = await fetchConversation(tab.id, { background: true });
+      if (!tabs.has(tab.id) || tab.node) continue; // closed, or opened by the agent meanwhile
+      if (node && Number(node.dataset.conversationId) === tab.id) addTab(tab.id, node);
+      else if (status === 404 || node) { tabs.delete(tab.id); } // gone, or merged into another
+    } catch (err) { return; }
+  }
+  renderTabs();
+  saveTabs();
+}
+
+const tabRefreshers = new Map();
+// A hidden tab's pane follows events like the shown one, without taking the screen.
+function refreshTab(id) {
+  if (!tabRefreshers.has(id)) {
+    tabRefreshers.set(id, serialised(async () => {
+      const tab = tabs.get(id);
+      if (!tab || !tab.node) return;
+      const response = await fetchFragment(`/c/${id}/timeline`, tab.node.isConnected ? {} : BACKGROUND);
+      if (response.status === 404) { closeTab(id); return; }
+      if (!response.ok || !tabs.has(id)) return;
+      applyConversation(parse(await response.text()), { root: tab.node });
+    }));
+  }
+  return tabRefreshers.get(id)();
+}
+
+function markUnread(id) {
+  const tab = tabs.get(id);
+  if (!tab || tab.unread) return;
+  if (id === openConversationId() && document.visibilityState === "visible") return; // on screen: read
+  tab.unread = true;
+  renderTabs();
+  saveTabs();
+}
+
+document.addEventListener("visibilitychange", () => {
+  const tab = tabs.get(openConversationId());
+  if (tab && tab.unread && document.visibilityState === "visible") { tab.unread = false; renderTabs(); saveTabs(); }
+});
+
+document.addEventListener("click", (event) => {
+  const plain = event.button === 0 && !event.metaKey && !event.ctrlKey && !event.shiftKey && !event.altKey;
+  const close = event.target.closest("[data-action=close-tab]");
+  if (close) { closeTab(Number(close.closest("[data-tab-id]").dataset.tabId)); return; }
+  const link = event.target.closest("a[data-tab]");
+  if (link && plain) { event.preventDefault(); openConversation(Number(link.dataset.tab)); }
+});
+
+// Middle click closes a tab, as in a browser.
+document.addEventListener("auxclick", (event) => {
+  const item = event.button === 1 && event.target.closest("[data-tab-id]");
+  if (item) { event.preventDefault(); closeTab(Number(item.dataset.tabId)); }
+});
 
 function selectView(view, { push = true } = {}) {
   state.view = view;
@@ -215,7 +482,7 @@ window.addEventListener("popstate", () => {
   const view = new URLSearchParams(window.location.search).get("view") || "open";
   if (view !== state.view) selectView(view, { push: false });
   if (match) openConversation(Number(match[1]), { push: false });
-  else document.getElementById("pane").replaceChildren(Object.assign(document.createElement("div"), { className: "empty-pane", textContent: "Select a conversation from the list." }));
+  else showEmpty();
 });
 
 // Clicks, forms and toggles (delegated) --------------------------------------------------
@@ -303,8 +570,10 @@ document.addEventListener("change", (event) => {
 document.addEventListener("submit", async (event) => {
   const form = event.target;
   if (form.matches("form[data-notif-form]")) { event.preventDefault(); submitNotificationForm(form); return; }
-  if (!form.matches("form[data-async]")) return;
+  // The composer has its own sending (drafts, the collision warning): compose.js.
+  if (!form.matches("form[data-async]") || form.matches("[data-composer]")) return;
   event.preventDefault();
+  const root = form.closest("#conv");
   const submitter = event.submitter;
   const url = submitter && submitter.hasAttribute("formaction") ? submitter.formAction : form.action;
   const data = new FormData(form, submitter || undefined);
@@ -318,8 +587,7 @@ document.addEventListener("submit", async (event) => {
       return;
     }
     if (error) error.hidden = true;
-    if (form.matches("[data-composer]")) { form.querySelector("textarea").value = ""; typingStop(); }
-    applyConversation(parse(await response.text()), { force: true });
+    applyConversation(parse(await response.text()), { force: true, root });
     refreshList();
   } catch (err) {
     if (error) { error.textContent = "Could not reach the server. Try again."; error.hidden = false; }
@@ -338,11 +606,18 @@ function setConnection(status, label) {
   conn.dataset.state = status;
 }
 
-function refreshFor(conversationIds) {
+// `active` holds the conversations with new messages: their tabs show "unread" until looked at.
+function refreshFor(conversationIds, active = new Set()) {
   refreshList();
   const open = openConversationId();
-  if (open && conversationIds.has(open)) refreshConversation();
+  for (const id of conversationIds) {
+    if (id === open) refreshConversation();
+    else if (tabs.has(id)) refreshTab(id);
+    if (active.has(id)) markUnread(id);
+  }
 }
+
+const ACTIVITY_EVENTS = new Set(["message.created"]);
 
 function handleEvent(event) {
   if (event.seq <= state.lastSeq) return; // already seen through a catch-up
@@ -352,12 +627,13 @@ function handleEvent(event) {
     return;
   }
   state.lastSeq = event.seq;
-  refreshFor(new Set([event.conversation_id]));
+  refreshFor(new Set([event.conversation_id]), new Set(ACTIVITY_EVENTS.has(event.event) ? [event.conversation_id] : []));
   if (SLA_EVENTS[event.event]) slaAlert(event.event, event.conversation_id);
 }
 
 const catchUp = serialised(async () => {
   const changed = new Set();
+  const active = new Set();
   for (let page = 0; page < 20; page += 1) {
     const response = await fetch(`${body.dataset.eventsUrl}?after=${state.lastSeq}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
     if (response.status === 401 || response.status === 403) { window.location.reload(); return; }
@@ -365,12 +641,13 @@ const catchUp = serialised(async () => {
     const data = await response.json();
     data.results.forEach((e) => {
       changed.add(e.conversation_id);
+      if (ACTIVITY_EVENTS.has(e.event)) active.add(e.conversation_id);
       if (SLA_EVENTS[e.event]) slaAlert(e.event, e.conversation_id);
     });
     state.lastSeq = Math.max(state.lastSeq, data.last_seq);
     if (data.results.length < 500) break;
   }
-  if (changed.size) refreshFor(changed);
+  if (changed.size) refreshFor(changed, active);
 });
 
 function connect() {
@@ -385,12 +662,14 @@ function connect() {
     state.attempts = 0;
     setConnection("live", "Live");
     startHeartbeat(socket);
+    if (presence.viewing) sendFrame({ type: "viewing", conversation_id: presence.viewing, viewing: true });
     catchUp(); // whatever happened before the subscription was in place
   });
   socket.addEventListener("message", (message) => {
     const data = JSON.parse(message.data);
     if (data.type === "event") handleEvent(data);
     else if (data.type === "typing") typingReceived(data);
+    else if (data.type === "presence") presenceReceived(data);
     else if (data.type === "notification") notificationReceived(data);
     else if (data.type === "pong") state.awaitingPong = false;
   });
@@ -500,11 +779,13 @@ document.addEventListener("change", (event) => {
 });
 
 function typingReceived(data) {
+  // Other agents' typing is presence (the header line and the tabs), in any open tab.
+  if (data.who === "agent") { agentTypingReceived(data); return; }
   if (data.typing && data.conversation_id !== openConversationId()) return; // shown only where it is read
   clearTimeout(typing.hideTimer);
   if (data.typing) {
     const who = data.name || (data.who === "visitor" ? "The visitor" : "Another agent");
-    typing.shown = { conversationId: data.conversation_id, text: data.who === "agent" ? `${who} is typing a reply…` : `${who} is typing…` };
+    typing.shown = { conversationId: data.conversation_id, text: `${who} is typing…` };
     typing.hideTimer = setTimeout(() => { typing.shown = null; renderTyping(); }, TYPING_SHOW_MS);
   } else if (typing.shown && typing.shown.conversationId === data.conversation_id) {
     typing.shown = null;
@@ -518,6 +799,118 @@ function renderTyping() {
   const shown = typing.shown && typing.shown.conversationId === openConversationId() ? typing.shown : null;
   line.textContent = shown ? shown.text : "";
   line.hidden = !shown;
+}
+
+// Presence: who else has a conversation open ------------------------------------------------
+// We say which conversation we view (on open, switch and close, and every 20 s while it stays
+// open); the server forwards it to the inbox's other agents and says viewing=false for us when
+// our socket closes. Theirs arrive as presence frames and, while they write, as typing frames.
+// A viewer not heard from for 50 s is dropped (a lost "false" must not stick); someone new
+// viewing what we view gets our own frame at once, so both see each other without waiting.
+
+const VIEWING_RESEND_MS = 20000;
+const VIEWER_EXPIRY_MS = 50000;
+const presence = {
+  viewing: null, // the conversation we told the others we view
+  viewers: new Map(), // conversation id -> Map(user id -> { name, seenAt, typingUntil })
+  sweepTimer: null,
+};
+
+function viewing(id) {
+  const next = id || null;
+  if (presence.viewing === next) return;
+  if (presence.viewing) sendFrame({ type: "viewing", conversation_id: presence.viewing, viewing: false });
+  presence.viewing = next;
+  if (next) sendFrame({ type: "viewing", conversation_id: next, viewing: true });
+}
+
+setInterval(() => {
+  if (presence.viewing && document.getElementById("conv")) sendFrame({ type: "viewing", conversation_id: presence.viewing, viewing: true });
+}, VIEWING_RESEND_MS);
+
+function viewerEntry(conversationId, userId, name) {
+  if (!presence.viewers.has(conversationId)) presence.viewers.set(conversationId, new Map());
+  const viewers = presence.viewers.get(conversationId);
+  const isNew = !viewers.has(userId);
+  if (isNew) viewers.set(userId, { name: name || "Another agent", seenAt: 0, typingUntil: 0 });
+  const entry = viewers.get(userId);
+  if (name) entry.name = name;
+  return { entry, isNew, viewers };
+}
+
+function presenceReceived(data) {
+  const conversationId = Number(data.conversation_id);
+  const userId = Number(data.user_id);
+  if (!conversationId || !userId || userId === Number(body.dataset.userId)) return;
+  if (data.viewing) {
+    const { entry, isNew } = viewerEntry(conversationId, userId, data.name);
+    const wasViewing = entry.seenAt > 0 && Date.now() - entry.seenAt <= VIEWER_EXPIRY_MS;
+    entry.seenAt = Date.now();
+    if ((isNew || !wasViewing) && conversationId === presence.viewing) {
+      sendFrame({ type: "viewing", conversation_id: conversationId, viewing: true });
+    }
+  } else {
+    const viewers = presence.viewers.get(conversationId);
+    if (viewers) viewers.delete(userId);
+  }
+  presenceChanged();
+}
+
+function agentTypingReceived(data) {
+  const conversationId = Number(data.conversation_id);
+  const userId = Number(data.user_id);
+  if (!conversationId || !userId || userId === Number(body.dataset.userId)) return;
+  if (data.typing) {
+    viewerEntry(conversationId, userId, data.name).entry.typingUntil = Date.now() + TYPING_SHOW_MS;
+  } else {
+    // "false" (sent, idle, left) ends the typing, not the viewing; it never adds a viewer.
+    const entry = presence.viewers.get(conversationId)?.get(userId);
+    if (!entry) return;
+    entry.typingUntil = 0;
+  }
+  presenceChanged();
+  if (data.typing) setTimeout(presenceChanged, TYPING_SHOW_MS + 50);
+}
+
+// Drops viewers not heard from in time, then redraws the header line and the tab dots.
+function presenceChanged() {
+  const now = Date.now();
+  for (const [conversationId, viewers] of presence.viewers) {
+    for (const [userId, entry] of viewers) if (!shownViewer(entry, now)) viewers.delete(userId);
+    if (viewers.size === 0) presence.viewers.delete(conversationId);
+  }
+  renderPresence();
+  renderTabs();
+}
+
+setInterval(() => { if (presence.viewers.size) presenceChanged(); }, 5000);
+
+// Someone is shown while they type, or while their viewing is fresh.
+function shownViewer(entry, now = Date.now()) {
+  return entry.typingUntil > now || (entry.seenAt > 0 && now - entry.seenAt <= VIEWER_EXPIRY_MS);
+}
+
+function viewersOf(conversationId) {
+  const viewers = presence.viewers.get(conversationId);
+  return viewers ? [...viewers.values()].filter((entry) => shownViewer(entry)) : [];
+}
+
+function presenceText(entry) {
+  return entry.typingUntil > Date.now() ? `${entry.name} is typing…` : `${entry.name} is viewing`;
+}
+
+function renderPresence() {
+  const line = document.getElementById("presence");
+  if (!line) return;
+  const others = viewersOf(openConversationId());
+  const items = others.map((entry) => {
+    const item = document.createElement("span");
+    item.className = entry.typingUntil > Date.now() ? "viewer is-typing" : "viewer";
+    item.textContent = presenceText(entry);
+    return item;
+  });
+  line.replaceChildren(...items);
+  line.hidden = items.length === 0;
 }
 
 // SLA: countdowns, alerts and notifications ------------------------------------------------
@@ -705,8 +1098,58 @@ syncClock(document.getElementById("conv-list"));
 tickCountdowns();
 setInterval(tickCountdowns, 1000);
 
-// For the browser tests and for debugging from the console.
-window.desk = { connect, disconnect, catchUp, refreshList, refreshConversation, get lastSeq() { return state.lastSeq; } };
+// Conversation keys ----------------------------------------------------------------------
+// The composer's own keys (r, n, send, canned responses) are compose.js's.
 
+function conversationForm(prop) {
+  return document.querySelector(`#conv-head form[data-prop="${prop}"]`);
+}
+
+// Sets a header select and submits its form, as if the agent had picked the value.
+function setProp(prop, value) {
+  const form = conversationForm(prop);
+  if (!form) return false;
+  const select = form.querySelector("select");
+  if (![...select.options].some((option) => option.value === value && !option.disabled)) return false;
+  if (select.value !== value) { select.value = value; form.requestSubmit(); }
+  return true;
+}
+
+const keys = window.deskKeys;
+if (keys) {
+  keys.register({ key: "a", rank: 20, label: "Assign to me", group: "Conversation", handler: () => (openConversationId() ? setProp("assignee", body.dataset.userId) : false) });
+  keys.register({ key: "e", rank: 21, label: "Solve", group: "Conversation", handler: () => (openConversationId() ? setProp("status", "solved") : false) });
+  keys.register({ key: "[", rank: 30, label: "Previous open tab", group: "Conversation", handler: () => switchTab(-1) });
+  keys.register({ key: "]", rank: 31, label: "Next open tab", group: "Conversation", handler: () => switchTab(1) });
+  keys.register({ key: "w", rank: 32, label: "Close the tab", group: "Conversation", handler: () => {
+    const id = openConversationId();
+    if (!id || !tabs.has(id)) return false;
+    closeTab(id);
+    return true;
+  } });
+}
+
+// For the other parts of the page (list.js, actions.js, compose.js), the browser tests and
+// debugging from the console.
+window.desk = {
+  connect, disconnect, catchUp, refreshList, refreshConversation, applyConversation, openConversation, closeTab,
+  renderTabs, fetchFragment, parse, sendFrame, typingStop, csrfToken, openConversationId,
+  get tabs() { return [...tabs.keys()]; },
+  get lastSeq() { return state.lastSeq; },
+};
+
+// Start: the tabs of this browser tab before a reload, plus the conversation the URL opened.
+loadTabs();
+const initial = document.getElementById("conv");
+if (initial) {
+  const tab = addTab(Number(initial.dataset.conversationId), initial);
+  tab.unread = false;
+  tab.usedAt = Date.now();
+  presence.viewing = tab.id; // announced once the socket is open
+}
+renderTabs();
+saveTabs();
 if (body.dataset.wsPath) connect();
 markSeen(); // a page loaded with a conversation open
+if (initial) document.dispatchEvent(new CustomEvent("desk:conversation-shown", { detail: { id: Number(initial.dataset.conversationId), root: initial } }));
+setTimeout(prefetchTabs, 300);

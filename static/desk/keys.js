@@ -6,7 +6,8 @@
 // "mod+" (Ctrl, or Cmd on a Mac) or "shift+" for letters ("shift+A"). A handler returns false
 // to let the key through (the key did not apply here); anything else consumes it.
 // While the agent types in a field only "Escape" and "mod+…" keys are handled: a letter typed
-// into the composer is text, never a command.
+// into the composer is text, never a command. An optional `rank` orders a key in its group of
+// the overlay (lower first; unranked keys follow, in registration order).
 
 const bindings = new Map(); // normalised key -> [binding, …] (several parts may share a key)
 const order = []; // for the overlay, in registration order
@@ -33,8 +34,8 @@ function typingIn(target) {
   return Boolean(target.closest("input, textarea, select, [contenteditable=''], [contenteditable=true]"));
 }
 
-function register({ key, label, group = "General", handler }) {
-  const binding = { key, label, group, handler };
+function register({ key, label, group = "General", handler, rank = null }) {
+  const binding = { key, label, group, handler, rank: rank ?? 1000 + order.length };
   const id = normalise(key);
   if (!bindings.has(id)) bindings.set(id, []);
   bindings.get(id).push(binding);
@@ -45,6 +46,8 @@ function register({ key, label, group = "General", handler }) {
 document.addEventListener("keydown", (event) => {
   if (event.defaultPrevented || event.isComposing || event.altKey) return;
   const id = keyOf(event);
+  // The help overlay is modal: behind it only "?" (to close it) applies; Esc is the dialog's.
+  if (overlay()?.open && id !== "?") return;
   if (typingIn(event.target) && !id.startsWith("mod+") && id !== "Escape") return;
   const candidates = bindings.get(id);
   if (!candidates) return;
@@ -71,6 +74,15 @@ function label(key) {
   });
 }
 
+// Groups in the overlay: these first, in this order, then any other, "General" last.
+const GROUP_ORDER = ["List", "Conversation"];
+
+function groupRank(group) {
+  if (group === "General") return GROUP_ORDER.length + 1;
+  const index = GROUP_ORDER.indexOf(group);
+  return index < 0 ? GROUP_ORDER.length : index;
+}
+
 function overlay() {
   return document.getElementById("keys-help");
 }
@@ -91,7 +103,8 @@ function showHelp() {
     if (!groups.has(binding.group)) groups.set(binding.group, []);
     groups.get(binding.group).push(binding);
   }
-  const sections = [...groups].map(([group, items]) => {
+  const sections = [...groups].sort(([a], [b]) => groupRank(a) - groupRank(b)).map(([group, unsorted]) => {
+    const items = [...unsorted].sort((a, b) => a.rank - b.rank);
     const section = document.createElement("section");
     section.append(Object.assign(document.createElement("h3"), { textContent: group }));
     const list = document.createElement("dl");

@@ -21,7 +21,7 @@ def test_bench_runs_end_to_end_at_tiny_sizes(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "bench/run.py", "--db", "sqlite,postgres", "--conversations", "30", "--webhooks", "20",
          "--concurrency", "2", "--e2e-count", "10", "--e2e-rate", "10", "--drain-seconds", "60", "--e2e-wait", "60",
-         "--commit-count", "50", "--widget-visitors", "10", "--results-dir", str(tmp_path)],
+         "--commit-count", "50", "--widget-visitors", "10", "--list-runs", "2", "--results-dir", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -51,5 +51,22 @@ def test_bench_runs_end_to_end_at_tiny_sizes(tmp_path: Path) -> None:
     # The SLA sweep at 30 open tickets, 30 of them due: each warned and breached once.
     assert [r["db"] for r in report["sla_sweep"]] == engines
     assert all(r["idle_sweep_queries"] == 1 and r["warn_events"] == r["breach_events"] == 30 for r in report["sla_sweep"])
+    # The list and search at 30 conversations (~300 messages): every view and search answered,
+    # as the manager and as an agent of two of the four inboxes, with a fixed query count.
+    assert [r["db"] for r in report["list_search"]] == engines
+    for r in report["list_search"]:
+        assert "error" not in r and r["fill"]["rows"]["conversations_conversation"] == 30
+        timings = {(t["user"], t["kind"], t["scenario"]): t for t in r["timings"]}
+        assert len(timings) == 2 * (11 + 12) and all(0 < t["p50_ms"] <= t["p95_ms"] for t in timings.values())
+        manager = {t["scenario"]: t for t in r["timings"] if t["user"] == "manager (all)"}
+        agent = {t["scenario"]: t for t in r["timings"] if t["user"] != "manager (all)"}
+        # The sample conversation lies in an inbox the agent does not work.
+        assert manager["order number"]["rows"] == manager["contact email"]["rows"] == 1
+        assert agent["order number"]["rows"] == agent["contact email"]["rows"] == 0
+        assert manager["no hit"]["rows"] == manager["odd syntax"]["rows"] == 0 and manager["open"]["rows"] > 0
+        # Session, user, (group check, tabs), counts, page, (tags): never one query per row.
+        assert all(t["queries"] <= 7 for t in r["timings"] if t["kind"] == "list" and not t["scenario"].startswith("API"))
+        assert all(t["queries"] <= 8 for t in r["timings"] if t["kind"] == "search")
+    assert "Conversation list and search" in proc.stdout
     table_line = next(line for line in proc.stdout.splitlines() if line.startswith("db "))
     assert "webhooks/s" in table_line and "e2e p99 ms" in table_line

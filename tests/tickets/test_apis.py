@@ -163,6 +163,8 @@ def test_list_row_shape(api, agent, inbox):
         "waiting_since": conversation.waiting_since.isoformat().replace("+00:00", "Z"),
         "message_count": 3,
         "created_at": conversation.created_at.isoformat().replace("+00:00", "Z"),
+        "snoozed_at": None,
+        "snoozed_until": None,
         "merged_into": None,
         "sla": {"state": "", "due_at": None},
     }

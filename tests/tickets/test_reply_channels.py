@@ -248,8 +248,9 @@ def test_timeline_query_count_with_every_channel(client, agent, conversation, dj
     # 9 the SMS recipient (latest texting number), 10 its consent (opted-out identity),
     # 11 the channel of the latest customer message, 12 the SLA clocks with their calendars
     # (panel; their events are a prefetch that only runs when there are clocks), 13 the
-    # ticket's tags (header), 14 the messages with their authors, 15 their attachments.
-    with django_assert_num_queries(15):
+    # ticket's tags (header), 14 the messages with their authors, 15 their attachments,
+    # 16 the teams (the header's transfer select).
+    with django_assert_num_queries(16):
         response = client.get(f"/c/{conversation.pk}/timeline")
 
     assert html(response).count('<li class="msg ') == 12

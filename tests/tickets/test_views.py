@@ -106,7 +106,7 @@ def test_dashboard_lists_conversations_with_what_an_agent_scans_for(agent_client
     assert response.status_code == 200
     assert response["Content-Security-Policy"] == DASHBOARD_CSP
     page = html_text(response)
-    row = re.search(r'<li class="conv-item[^"]*" data-conversation-id="%d">(.*?)</li>' % ticket.pk, page).group(1)
+    row = re.search(r'<li class="conv-item[^"]*" data-conversation-id="%d"[^>]*>(.*?)</li>' % ticket.pk, page).group(1)
     assert '<span class="badge ch-email">Email</span>' in row
     assert "Jane Customer" in row and "Printer on fire" in row and "My printer is on fire" in row
     assert "waiting 2h" in row
@@ -176,10 +176,10 @@ def _tickets(inbox, count: int, agent) -> None:
 @pytest.mark.parametrize("rows", [5, 50])
 def test_list_fragment_query_count_does_not_grow_with_rows(agent_client, agent, inbox, rows, django_assert_num_queries):
     _tickets(inbox, rows, agent)
-    # 1 session, 2 user, 3 manager group check, 4 the agent's inbox ids,
-    # 5 the page of tickets with conversation, contact, inbox, assignee and team joined,
-    # 6 their tags (prefetch).
-    with django_assert_num_queries(6):
+    # 1 session, 2 user, 3 the agent's inboxes and teams (the view tabs; their ids scope the
+    # list), 4 manager group check, 5 every view's count in one aggregate, 6 the page of
+    # tickets with conversation, contact, inbox, assignee and team joined, 7 their tags.
+    with django_assert_num_queries(7):
         response = agent_client.get("/list?view=all")
 
     assert response.content.decode().count('class="conv-item') == rows
@@ -266,11 +266,12 @@ def test_timeline_query_count_does_not_grow_with_messages(agent_client, ticket, 
     # (permission check), 6 the inbox's agents (assignee choices), 7 the contact's identities
     # (header), 8 the channel of the latest customer message (default reply channel),
     # 9 the SLA clocks with their calendars (panel), 10 the ticket's tags (header),
-    # 11 the messages with their authors, 12 their attachments (prefetch).
+    # 11 the messages with their authors, 12 their attachments (prefetch), 13 the teams (the
+    # header's transfer select).
     # (An inbox with an SMS number adds the SMS recipient and its consent; one with web chat
     # its visitors: see test_timeline_query_count_with_every_channel. A ticket with SLA
     # clocks adds their events: see tests/tickets/test_sla_views.py.)
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(13):
         response = agent_client.get(f"/c/{ticket.pk}/timeline")
 
     assert response.content.decode().count('<li class="msg ') == count

@@ -39,9 +39,12 @@ from conversations.threading import ThreadMatch
 from helpdesk.roles import MANAGERS_GROUP
 from tickets.backfill import sla_backfill
 from tickets.models import (
+    AgentStatus,
     BusinessCalendar,
+    CannedResponse,
     CsatSurvey,
     InboxCalendar,
+    InboxRouting,
     ReportFact,
     SlaEscalation,
     SlaPolicy,
@@ -139,7 +142,34 @@ LOGINS = f"""Demo logins (password "{DEMO_PASSWORD}" for all):
   bob     agent, teams Billing and Technical
   carol   agent, team Technical
   maria   manager (sees every inbox)
-  admin   superuser (Django admin at /admin/)"""
+  admin   superuser (Django admin at /admin/)
+Website chat assigns new conversations round robin to alice and bob (online); carol is away."""
+
+
+# Routing of the web chat inbox: username -> (availability, capacity).
+CHAT_ROUTING = {"alice": ("online", 4), "bob": ("online", 6), "carol": ("away", 4)}
+
+# title, shortcut, body; the last ones are offered in the web chat inbox only.
+CANNED = (
+    ("Greeting", "hello", "Hi {{ contact.first_name }},\n\nThanks for getting in touch with {{ inbox.name }}."),
+    ("Refund issued", "refund",
+     ("Hi {{ contact.first_name }},\n\nI've issued a full refund to your original payment method; it usually shows up "
+      "within 5 to 10 business days.\n\nBest regards,\n{{ agent.name }}")),
+    ("Password reset link", "reset-password",
+     ("Hi {{ contact.first_name }},\n\nYou can set a new password at https://app.acme.example/reset. The link we email "
+      "you is valid for one hour.\n\n{{ agent.first_name }}")),
+    ("Anything else?", "anything-else",
+     ("Is there anything else I can help you with? If not, I'll close this conversation (#{{ conversation.id }}); "
+      "just reply to open it again.")),
+    ("Escalated to engineering", "escalated",
+     ("Hi {{ contact.first_name }},\n\nI've passed this on to our engineers with everything you sent. I'll update you "
+      "here as soon as I hear back, by tomorrow at the latest.\n\n{{ agent.name }}")),
+)
+CHAT_CANNED = (
+    ("Chat: one moment", "one-moment", "Thanks {{ contact.first_name }}! Give me a moment to look into this."),
+    ("Chat: continue by email", "by-email",
+     "I'll follow up by email at {{ contact.email }} once I have an answer, so you don't need to keep this window open."),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -499,6 +529,7 @@ class Command(BaseCommand):
                     counts = {key: counts[key] + chat_counts[key] for key in counts}
                 if not SlaPolicy.objects.exists():
                     seeder.run_sla()
+                seeder.run_canned()  # by shortcut: one the operator changed is left alone
                 return counts
         finally:
             if previous is None:
@@ -585,6 +616,17 @@ class Seeder:
                                       inbox_id=ticket.conversation.inbox_id, channel=ticket.channel,
                                       team_id=ticket.team_id, agent_id=ticket.assignee_id, priority=ticket.priority)
 
+    def run_canned(self) -> None:
+        """Saved replies for the composer's picker, with placeholders; each once (by shortcut)."""
+        chat = Inbox.objects.filter(name=CHAT_INBOX).first()
+        author = get_user_model().objects.filter(username=MANAGER[0]).first()
+        for title, shortcut, body in CANNED:
+            CannedResponse.objects.get_or_create(shortcut=shortcut, defaults={"title": title, "body": body, "created_by": author})
+        if chat is not None:
+            for title, shortcut, body in CHAT_CANNED:
+                CannedResponse.objects.get_or_create(shortcut=shortcut, defaults={"title": title, "body": body, "inbox": chat,
+                                                                                  "created_by": author})
+
     # The web chat inbox -----------------------------------------------------------------
 
     def run_chat(self) -> dict[str, int]:
@@ -612,6 +654,12 @@ class Seeder:
         self.last_event_id = Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
         for script in sorted(CHAT_SCRIPTS, key=lambda s: -(s.hours_ago * 60 + sum(line.minutes for line in s.lines))):
             self._chat(inbox, widget, script)
+        # Routed once its history is written (scripted assignments stay as scripted); new
+        # conversations then go round robin to whoever is online with room.
+        InboxRouting.objects.create(inbox=inbox, mode=InboxRouting.Mode.ROUND_ROBIN)
+        for username, (availability, capacity) in CHAT_ROUTING.items():
+            AgentStatus.objects.get_or_create(user=self.agents[username],
+                                              defaults={"availability": availability, "capacity": capacity})
         return {"conversations": len(CHAT_SCRIPTS), "messages": Message.objects.filter(conversation__inbox=inbox).count()}
 
     def _chat(self, inbox: Inbox, widget: WebChatChannel, script: ChatScript) -> None:

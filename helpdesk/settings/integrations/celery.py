@@ -57,4 +57,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("SLA_SWEEP_INTERVAL_SECONDS", 15)),
         "options": {"expires": 60},
     },
+    # Timed snoozes end within this interval of their time (a customer message wakes one at once).
+    "snooze-wake": {
+        "task": "tickets.snooze_wake",
+        "schedule": float(env_int("SNOOZE_INTERVAL_SECONDS", 15)),
+        "options": {"expires": 60},
+    },
 }
