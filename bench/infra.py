@@ -219,3 +219,56 @@ def celery_start(env: dict[str, str], workdir: Path, *, concurrency: int) -> Ser
                             "-c", str(concurrency), "-n", name, "--loglevel", "WARNING", "--without-heartbeat",
                             "--without-gossip", "--without-mingle"],
                  log=log, env=env, stop_signal=signal.SIGQUIT)
+
+
+def engines_run(*, name: str, args, run_on, table, note) -> int:  # noqa: ANN001
+    """A standalone bench over each engine of --db in turn, each on a fresh database.
+
+    `run_on(engine, url, workdir=…, redis_url=…, conversations=…, per_conversation=…, runs=…,
+    migrate=True)` measures one engine; `table(results)` formats them. Results go to
+    <results-dir>/<name>-<time>.json; an engine that fails is reported and the others still run.
+    """
+    import json
+    import tempfile
+    from datetime import UTC, datetime
+
+    engines = [d.strip() for d in args.db.split(",") if d.strip()]
+    workdir = Path(tempfile.mkdtemp(prefix=f"helpdesk-bench-{name}-", dir=args.tmp_dir))
+    note(f"temp dir {workdir}")
+    results: list[dict] = []
+    # These benches never touch Redis; the settings only need a URL.
+    redis_url = "redis://127.0.0.1:6379/0"
+    database = f"desk_{name.replace('-', '_')}"
+    try:
+        for engine in engines:
+            cluster = None
+            try:
+                if engine == "postgres":
+                    missing = pg_available(Path(args.pg_bin))
+                    if missing:
+                        note(f"PostgreSQL skipped: {missing}")
+                        continue
+                    cluster = pg_start(workdir, Path(args.pg_bin))
+                    with __import__("psycopg").connect(cluster.url("postgres"), autocommit=True) as conn:
+                        conn.execute(f"CREATE DATABASE {database}")
+                    url = cluster.url(database)
+                else:
+                    url = f"sqlite:///{workdir / f'{name}.sqlite3'}"
+                results.append(run_on(engine, url, workdir=workdir, redis_url=redis_url, conversations=args.conversations,
+                                      per_conversation=args.messages_per_conversation, runs=args.runs, migrate=True))
+                print(table(results[-1:]), flush=True)  # as each engine finishes; all again at the end
+            except Exception as err:  # noqa: BLE001 - report, go on with the next engine
+                results.append({"db": engine, "conversations": args.conversations, "error": f"{type(err).__name__}: {err}"})
+            finally:
+                if cluster is not None:
+                    cluster.stop()
+    finally:
+        if not args.keep_tmp:
+            shutil.rmtree(workdir, ignore_errors=True)
+    out_dir = Path(args.results_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{name}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    out.write_text(json.dumps({"settings": vars(args), "cpus": os.cpu_count(), "results": results}, indent=2, default=str))
+    print(table(results))
+    print(f"\nJSON: {out}")
+    return 1 if any("error" in r for r in results) else 0

@@ -28,11 +28,9 @@ import argparse
 import importlib
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -391,44 +389,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--tmp-dir", default=None)
     p.add_argument("--keep-tmp", action="store_true")
     args = p.parse_args(argv)
-    engines = [d.strip() for d in args.db.split(",") if d.strip()]
-    workdir = Path(tempfile.mkdtemp(prefix="helpdesk-bench-list-", dir=args.tmp_dir))
-    note(f"temp dir {workdir}")
-    results: list[dict] = []
-    redis_url = "redis://127.0.0.1:6379/0"  # the list never touches Redis; the settings only need a URL
-    try:
-        for engine in engines:
-            cluster = None
-            try:
-                if engine == "postgres":
-                    missing = infra.pg_available(Path(args.pg_bin))
-                    if missing:
-                        note(f"PostgreSQL skipped: {missing}")
-                        continue
-                    cluster = infra.pg_start(workdir, Path(args.pg_bin))
-                    with __import__("psycopg").connect(cluster.url("postgres"), autocommit=True) as conn:
-                        conn.execute("CREATE DATABASE desk_list")
-                    url = cluster.url("desk_list")
-                else:
-                    url = f"sqlite:///{workdir / 'list.sqlite3'}"
-                results.append(run_on(engine, url, workdir=workdir, redis_url=redis_url, conversations=args.conversations,
-                                      per_conversation=args.messages_per_conversation, runs=args.runs, migrate=True))
-                print(table(results[-1:]), flush=True)  # as each engine finishes; all again at the end
-            except Exception as err:  # noqa: BLE001 - report, go on with the next engine
-                results.append({"db": engine, "conversations": args.conversations, "error": f"{type(err).__name__}: {err}"})
-            finally:
-                if cluster is not None:
-                    cluster.stop()
-    finally:
-        if not args.keep_tmp:
-            shutil.rmtree(workdir, ignore_errors=True)
-    out_dir = Path(args.results_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"list-search-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.write_text(json.dumps({"settings": vars(args), "cpus": os.cpu_count(), "results": results}, indent=2, default=str))
-    print(table(results))
-    print(f"\nJSON: {out}")
-    return 1 if any("error" in r for r in results) else 0
+    return infra.engines_run(name="list-search", args=args, run_on=run_on, table=table, note=note)
 
 
 if __name__ == "__main__":
