@@ -503,7 +503,7 @@ def _compose(request: HttpRequest, conversation_id: int, *, write: Callable[...,
     ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
     form = ComposeForm(request.POST)
     if not form.is_valid():
-        return _action_failed(request, ticket.pk, _form_error(form))
+        return action_failed(request, ticket.pk, _form_error(form))
     seen = form.cleaned_data["seen_message_id"]
     if seen is not None and not form.cleaned_data["confirm"]:
         conflicts = messages_since_conflicting(conversation_id=ticket.pk, after_id=seen, user=request.user)
@@ -517,8 +517,8 @@ def _compose(request: HttpRequest, conversation_id: int, *, write: Callable[...,
             if form.cleaned_data["status"]:
                 ticket_set_status(ticket=ticket, status=form.cleaned_data["status"], by=request.user)
     except ApplicationError as err:
-        return _action_failed(request, ticket.pk, str(err))
-    return _action_done(request, ticket.pk)
+        return action_failed(request, ticket.pk, str(err))
+    return action_done(request, ticket.pk)
 
 
 def _form_action(request: HttpRequest, conversation_id: int, form_class: type[forms.Form],
@@ -528,9 +528,9 @@ def _form_action(request: HttpRequest, conversation_id: int, form_class: type[fo
     ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
     form = form_class(request.POST)
     if not form.is_valid():
-        return _action_failed(request, ticket.pk, _form_error(form))
+        return action_failed(request, ticket.pk, _form_error(form))
     act(ticket, form.cleaned_data)
-    return _action_done(request, ticket.pk)
+    return action_done(request, ticket.pk)
 
 
 @require_POST
@@ -566,9 +566,9 @@ def conversation_assign(request: HttpRequest, conversation_id: int) -> HttpRespo
         # Never someone who could not see the conversation.
         assignee = assignee_get_for_ticket(ticket=ticket, user_id=int(raw)) if raw.isdigit() else None
         if assignee is None:
-            return _action_failed(request, ticket.pk, "That agent does not work this inbox.")
+            return action_failed(request, ticket.pk, "That agent does not work this inbox.")
     ticket_assign(ticket=ticket, assignee=assignee, by=request.user)
-    return _action_done(request, ticket.pk)
+    return action_done(request, ticket.pk)
 
 
 @require_POST
@@ -578,13 +578,13 @@ def conversation_merge_into(request: HttpRequest, conversation_id: int) -> HttpR
     source = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
     raw = request.POST.get("into", "").strip().lstrip("#")
     if not raw.isdigit():
-        return _action_failed(request, source.pk, "Give the number of the conversation to merge into.")
+        return action_failed(request, source.pk, "Give the number of the conversation to merge into.")
     target = ticket_get_for_agent(user=request.user, ticket_id=int(raw))  # 404 outside the agent's inboxes
     try:
         conversation_merge(source=source, target=target, by=request.user)
     except ApplicationError as err:
-        return _action_failed(request, source.pk, str(err))
-    return _action_done(request, target.pk)
+        return action_failed(request, source.pk, str(err))
+    return action_done(request, target.pk)
 
 
 @require_POST
@@ -594,14 +594,14 @@ def contact_merge_into(request: HttpRequest, conversation_id: int) -> HttpRespon
     ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
     raw = request.POST.get("into", "").strip().lstrip("#")
     if not raw.isdigit():
-        return _action_failed(request, ticket.pk, "Give the id of the contact to merge into.")
+        return action_failed(request, ticket.pk, "Give the id of the contact to merge into.")
     source = contact_get_for_agent(user=request.user, contact_id=ticket.conversation.contact_id)
     target = contact_get_for_agent(user=request.user, contact_id=int(raw))  # 404 unless the agent sees it
     try:
         contact_merge(source=source, target=target, by=request.user)
     except ApplicationError as err:
-        return _action_failed(request, ticket.pk, str(err))
-    return _action_done(request, ticket.pk)
+        return action_failed(request, ticket.pk, str(err))
+    return action_done(request, ticket.pk)
 
 
 @require_POST
@@ -611,8 +611,8 @@ def message_retry(request: HttpRequest, message_id: int) -> HttpResponse:
     try:
         reply_retry(message=message)
     except ApplicationError as err:
-        return _action_failed(request, message.conversation_id, str(err))
-    return _action_done(request, message.conversation_id)
+        return action_failed(request, message.conversation_id, str(err))
+    return action_done(request, message.conversation_id)
 
 
 # Notifications --------------------------------------------------------------------------
@@ -647,7 +647,7 @@ def _wants_fragment(request: HttpRequest) -> bool:
     return request.headers.get(FRAGMENT_HEADER) == "1"
 
 
-def _action_done(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def action_done(request: HttpRequest, conversation_id: int) -> HttpResponse:
     # The agent just acted on it (their own reply moves its activity): read up to now. A
     # fragment fetched to refresh a pane is not "read": desk.js posts /seen when one is shown.
     ticket_mark_read(user=request.user, ticket=Ticket(pk=conversation_id))
@@ -656,7 +656,7 @@ def _action_done(request: HttpRequest, conversation_id: int) -> HttpResponse:
     return HttpResponseRedirect(reverse("conversation", args=[conversation_id]))
 
 
-def _action_failed(request: HttpRequest, conversation_id: int, reason: str) -> HttpResponse:
+def action_failed(request: HttpRequest, conversation_id: int, reason: str) -> HttpResponse:
     if _wants_fragment(request):
         return HttpResponse(reason, status=400, content_type="text/plain; charset=utf-8")
     flash.error(request, reason)

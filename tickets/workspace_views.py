@@ -21,7 +21,7 @@ from tickets.routing import agent_availability_set, agent_status_get
 from tickets.selectors import ticket_get_for_agent
 from tickets.services import ticket_set_team, tickets_bulk_apply
 from tickets.snooze import snooze_until_parse, ticket_snooze, ticket_unsnooze
-from tickets.views import _action_done, _action_failed, dashboard_csp
+from tickets.views import action_done, action_failed, dashboard_csp
 
 
 @require_POST
@@ -34,8 +34,8 @@ def conversation_snooze(request: HttpRequest, conversation_id: int) -> HttpRespo
     try:
         ticket_snooze(ticket=ticket, until=snooze_until_parse(raw), by=request.user)
     except ApplicationError as err:
-        return _action_failed(request, ticket.pk, str(err))
-    return _action_done(request, ticket.pk)
+        return action_failed(request, ticket.pk, str(err))
+    return action_done(request, ticket.pk)
 
 
 @require_POST
@@ -43,7 +43,7 @@ def conversation_snooze(request: HttpRequest, conversation_id: int) -> HttpRespo
 def conversation_unsnooze(request: HttpRequest, conversation_id: int) -> HttpResponse:
     ticket = ticket_get_for_agent(user=request.user, ticket_id=conversation_id)
     ticket_unsnooze(ticket=ticket, by=request.user)
-    return _action_done(request, ticket.pk)
+    return action_done(request, ticket.pk)
 
 
 @require_POST
@@ -56,9 +56,9 @@ def conversation_team(request: HttpRequest, conversation_id: int) -> HttpRespons
     if raw:
         team = Team.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
         if team is None:
-            return _action_failed(request, ticket.pk, "No such team.")
+            return action_failed(request, ticket.pk, "No such team.")
     ticket_set_team(ticket=ticket, team=team, by=request.user)
-    return _action_done(request, ticket.pk)
+    return action_done(request, ticket.pk)
 
 
 @require_POST
