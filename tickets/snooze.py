@@ -173,7 +173,6 @@ def snooze_wake_one(*, ticket_id: int, until: datetime, snoozed_by_id: int | Non
         remind = ticket.assignee or (get_user_model().objects.filter(pk=snoozed_by_id, is_active=True).first()
                                      if snoozed_by_id else None)
         if remind is not None:
-            # "New message" is the nearest kind: the conversation asks for the agent again.
             notifications_create(users=[remind], kind=Notification.Kind.SNOOZE, ticket=ticket,
                                  text=f"Snooze ended: #{ticket.pk} {ticket.conversation.subject}")
         realtime.publish(type="conversation.updated", inbox_id=ticket.conversation.inbox_id, conversation_id=ticket.pk)
