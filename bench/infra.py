@@ -272,3 +272,18 @@ def engines_run(*, name: str, args, run_on, table, note) -> int:  # noqa: ANN001
     print(table(results))
     print(f"\nJSON: {out}")
     return 1 if any("error" in r for r in results) else 0
+
+
+def inner_measure(module: str, env: dict[str, str], *, conversations: int, per_conversation: int, runs: int,
+                  log: Path, timeout: float) -> dict:
+    """Run `python -m <module> inner` (generate, then time) on the database env points at; its JSON result."""
+    import json
+
+    argv = [sys.executable, "-m", module, "inner", "--conversations", str(conversations),
+            "--messages-per-conversation", str(per_conversation), "--runs", str(runs)]
+    result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    with open(log, "a") as handle:
+        handle.write(f"$ {' '.join(argv[1:])}\n{result.stdout}{result.stderr}\n")
+    if result.returncode != 0:
+        raise BenchError(f"{module} inner failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])

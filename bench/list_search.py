@@ -29,7 +29,6 @@ import importlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -319,19 +318,6 @@ def note(text: str) -> None:
     print(f"[bench list {time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
-def measure(env: dict[str, str], *, conversations: int, per_conversation: int, runs: int, log: Path,
-            timeout: float = 7200) -> dict:
-    """Generate and time in a subprocess on the database env points at; its JSON result."""
-    argv = [sys.executable, "-m", "bench.list_search", "inner", "--conversations", str(conversations),
-            "--messages-per-conversation", str(per_conversation), "--runs", str(runs)]
-    result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-    with open(log, "a") as handle:
-        handle.write(f"$ {' '.join(argv[1:])}\n{result.stdout}{result.stderr}\n")
-    if result.returncode != 0:
-        raise infra.BenchError(f"bench.list_search inner failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def run_on(engine: str, database_url: str, *, workdir: Path, redis_url: str, conversations: int, per_conversation: int,
            runs: int, migrate: bool) -> dict:
     env = infra.desk_env(database_url=database_url, redis_url=redis_url, media_root=workdir / "media-list")
@@ -340,7 +326,8 @@ def run_on(engine: str, database_url: str, *, workdir: Path, redis_url: str, con
         note(f"{engine}: migrating a fresh database")
         infra.manage(env, "migrate", "--noinput", "-v0", log=log)
     note(f"{engine}: generating {conversations:,} conversations (~{conversations * per_conversation:,} messages), then timing")
-    result = measure(env, conversations=conversations, per_conversation=per_conversation, runs=runs, log=log)
+    result = infra.inner_measure("bench.list_search", env, conversations=conversations, per_conversation=per_conversation,
+                                 runs=runs, log=log, timeout=7200)
     fill = result["fill"]
     note(f"{engine}: generated in {fill['seconds']} s (load {fill['load_seconds']} s, search index "
          f"{fill['search_index_build_seconds'] if fill['search_index_build_seconds'] is not None else 'by triggers'}): {fill['rows']}")

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -204,19 +203,6 @@ def note(text: str) -> None:
     print(f"[bench reports {time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
-def measure(env: dict[str, str], *, conversations: int, per_conversation: int, runs: int, log: Path,
-            timeout: float = 3600) -> dict:
-    """Generate and time in a subprocess on the database env points at; its JSON result."""
-    argv = [sys.executable, "-m", "bench.reports", "inner", "--conversations", str(conversations),
-            "--messages-per-conversation", str(per_conversation), "--runs", str(runs)]
-    result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-    with open(log, "a") as handle:
-        handle.write(f"$ {' '.join(argv[1:])}\n{result.stdout}{result.stderr}\n")
-    if result.returncode != 0:
-        raise infra.BenchError(f"bench.reports inner failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def run_on(engine: str, database_url: str, *, workdir: Path, redis_url: str, conversations: int, per_conversation: int,
            runs: int, migrate: bool) -> dict:
     env = infra.desk_env(database_url=database_url, redis_url=redis_url, media_root=workdir / "media-reports")
@@ -225,7 +211,8 @@ def run_on(engine: str, database_url: str, *, workdir: Path, redis_url: str, con
         note(f"{engine}: migrating a fresh database")
         infra.manage(env, "migrate", "--noinput", "-v0", log=log)
     note(f"{engine}: generating {conversations:,} conversations (~{conversations * per_conversation:,} messages) and their facts")
-    result = measure(env, conversations=conversations, per_conversation=per_conversation, runs=runs, log=log)
+    result = infra.inner_measure("bench.reports", env, conversations=conversations, per_conversation=per_conversation,
+                                 runs=runs, log=log, timeout=3600)
     note(f"{engine}: generated in {result['fill']['seconds']} s: {result['fill']['rows']}")
     return {**result, "db": engine, "conversations": conversations}
 
