@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from playwright.sync_api import Page, WebSocketRoute, expect
 
 from conversations.models import Channel, Event, Message
@@ -118,12 +118,7 @@ def test_a_message_arriving_while_the_server_dropped_the_socket_appears_after_th
     # Not over the socket: the page asked the events API for what it missed.
     assert seq not in [frame.get("seq") for frame in network.delivered]
     assert any(int(url.rpartition("after=")[2]) < seq for url in asked)
-    latest = Event.objects.order_by("-id").values_list("id", flat=True).first()
-    cursor = page.evaluate("window.desk.lastSeq")
-    # SQLite: the cursor is at the newest event. PostgreSQL may hold it below a gap that a
-    # transaction still running could fill (realtime.seq_settled; the test database has gaps
-    # where earlier tests' events were truncated), so the next catch-up fetches rather than skips.
-    assert cursor == latest or (connection.vendor == "postgresql" and cursor < latest)
+    assert page.evaluate("window.desk.lastSeq") == Event.objects.order_by("-id").values_list("id", flat=True).first()
 
 
 def test_a_frame_lost_in_transit_is_noticed_by_the_gap_and_caught_up(page: Page, agent, network):
@@ -149,10 +144,5 @@ def test_a_frame_lost_in_transit_is_noticed_by_the_gap_and_caught_up(page: Page,
     assert sorted(frame["seq"] for frame in network.lost) == missed
     assert any(int(url.rpartition("after=")[2]) < min(missed) for url in asked)
     assert later.conversation_id == other.pk
-    latest = Event.objects.order_by("-id").values_list("id", flat=True).first()
-    cursor = page.evaluate("window.desk.lastSeq")
-    # SQLite: the cursor is at the newest event. PostgreSQL may hold it below a gap that a
-    # transaction still running could fill (realtime.seq_settled; the test database has gaps
-    # where earlier tests' events were truncated), so the next catch-up fetches rather than skips.
-    assert cursor == latest or (connection.vendor == "postgresql" and cursor < latest)
+    assert page.evaluate("window.desk.lastSeq") == Event.objects.order_by("-id").values_list("id", flat=True).first()
     assert page.evaluate("window.__sameDocument") is True
