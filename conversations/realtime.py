@@ -5,11 +5,15 @@ transaction, so a client that missed a push can always fetch it afterwards.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import threading
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TypedDict
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync
 from channels.layers import get_channel_layer
 from django.db import connection, transaction
 from django.utils import timezone
@@ -122,9 +126,49 @@ def _push(payload: DeskEvent) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(inbox_group(payload["inbox_id"]), dict(payload))
+        _run(layer.group_send, inbox_group(payload["inbox_id"]), dict(payload))
     except Exception:
         logger.warning("realtime push failed for seq %s", payload["seq"], exc_info=True)
+
+
+# A push waits at most this long for Redis: realtime is at-most-once, the caller (a worker
+# that has committed its work) must not hang on a stalled channel layer.
+PUSH_TIMEOUT_SECONDS = 3.0
+
+_loop_lock = threading.Lock()
+_push_loop: tuple[int, asyncio.AbstractEventLoop] | None = None
+
+
+def _run(send: Callable[..., Awaitable[None]], *args: object) -> None:
+    """Run a channel layer call from sync code, waiting at most PUSH_TIMEOUT_SECONDS.
+
+    Inside the ASGI server (a sync view in one of the server's threads) it runs on the
+    server's own loop, as async_to_sync would. Elsewhere (Celery workers, commands)
+    async_to_sync would make an event loop per call, and channels_redis a Redis connection
+    per loop: a new connection for every push, most of a push's cost. There, one loop per
+    process runs in a thread and keeps its connections.
+    """
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    if not (loop is not None and loop.is_running()
+            and getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) == os.getpid()):
+        loop = _background_loop()
+    future = asyncio.run_coroutine_threadsafe(send(*args), loop)
+    try:
+        future.result(timeout=PUSH_TIMEOUT_SECONDS)
+    except TimeoutError:
+        future.cancel()
+        raise
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    """This process's push loop, started on first use (and again in a forked child)."""
+    global _push_loop
+    with _loop_lock:
+        if _push_loop is None or _push_loop[0] != os.getpid():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="realtime-push", daemon=True).start()
+            _push_loop = (os.getpid(), loop)
+        return _push_loop[1]
 
 
 # Ephemeral pushes (typing, seen, messages to a customer's widget): no Event row, lost if
@@ -156,6 +200,6 @@ def _send(group: str, payload: dict) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(group, payload)
+        _run(layer.group_send, group, payload)
     except Exception:
         logger.warning("realtime push to %s failed", group, exc_info=True)

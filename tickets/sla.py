@@ -81,7 +81,7 @@ class Target:
 
 def policy_match(*, ticket: Ticket) -> SlaPolicy | None:
     """The first active policy (by position) whose conditions all hold for the ticket."""
-    tag_ids = set(ticket.tags.values_list("id", flat=True))
+    tag_ids: set[int] | None = None  # read only if a policy asks: most have no tag condition
     policies = SlaPolicy.objects.filter(active=True).prefetch_related("inboxes", "tags", "targets")
     for policy in policies:
         inbox_ids = {inbox.pk for inbox in policy.inboxes.all()}
@@ -92,8 +92,11 @@ def policy_match(*, ticket: Ticket) -> SlaPolicy | None:
         if policy.priorities and ticket.priority not in policy.priorities:
             continue
         policy_tags = {tag.pk for tag in policy.tags.all()}
-        if policy_tags and not policy_tags & tag_ids:
-            continue
+        if policy_tags:
+            if tag_ids is None:
+                tag_ids = set(ticket.tags.values_list("id", flat=True))
+            if not policy_tags & tag_ids:
+                continue
         return policy
     return None
 
@@ -590,7 +593,8 @@ def _fact_write(*, kind: str, ticket: Ticket, at: datetime, agent: AbstractBaseU
     elif clock is not None:
         ReportFact.objects.update_or_create(clock=clock, defaults=fields | {"ticket": ticket, "kind": kind})
     elif kind in ONCE_PER_TICKET:
-        ReportFact.objects.get_or_create(ticket=ticket, kind=kind, defaults=fields)
+        # One statement: the constraint fact_once_per_ticket keeps the first (a replay or a race).
+        ReportFact.objects.bulk_create([ReportFact(ticket=ticket, kind=kind, **fields)], ignore_conflicts=True)
     else:
         ReportFact.objects.create(ticket=ticket, kind=kind, **fields)
 

@@ -75,6 +75,18 @@ WSGI_APPLICATION = None
 # SQLite (WAL) is the embedded default; DATABASE_URL switches to PostgreSQL.
 _default_sqlite = f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", _default_sqlite), conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and not DATABASES["default"]["CONN_MAX_AGE"]:
+    # A new PostgreSQL connection costs ~10 ms (a backend process, authentication, cold
+    # caches), more than a whole inbound message; the ASGI server runs each request in its
+    # own thread, so connections kept per thread would leak. A pool per process instead.
+    _pool_size = env_int("DB_POOL_MAX_SIZE", 8)
+    if _pool_size > 0:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1, "max_size": _pool_size, "timeout": env_int("DB_POOL_TIMEOUT", 10), "max_idle": 300,
+        }
+# A reused connection (pooled, or kept by DB_CONN_MAX_AGE) is checked before its first use
+# in a request or task, so one broken by a database restart is replaced, not used.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         # IMMEDIATE takes the write lock at BEGIN, so two writers queue instead of

@@ -278,3 +278,20 @@ def test_webhooks_need_no_csrf_token_or_login(channel, tasks):
 
     assert response.status_code == 200
     assert InboundEvent.objects.count() == 1
+
+
+def test_what_an_email_costs_in_queries(client, channel, tasks, django_assert_num_queries):
+    """The hot path at load: accepting a webhook, and turning it into a new conversation."""
+    from channels_in.services import inbound_event_process
+
+    email = build_email(sender="Jane <jane@example.org>", to="support@acme.test", subject="Broken",
+                        text="It broke.", message_id="<cost.1@mail.example.org>")
+    # In a TestCase the request's transaction is a savepoint: on SQLite a real request adds
+    # BEGIN and COMMIT around the same single insert.
+    with django_assert_num_queries(3):
+        assert post_postmark(client, postmark_inbound_json(email)).status_code == 200
+    [event] = InboundEvent.objects.all()
+    # Claim, parse, contact, conversation, ticket, message, event, report fact, SLA, routing.
+    with django_assert_num_queries(23):
+        message = inbound_event_process(event_id=event.pk)
+    assert message.conversation.messages.count() == 1

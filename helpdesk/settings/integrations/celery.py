@@ -32,6 +32,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_PUBLISH_RETRY = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 0, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
+# Celery's Django fixup closes every database connection around each task (and, in a
+# prefork worker with a connection pool, throws the pool away): a new PostgreSQL connection
+# per task. helpdesk/celery.py does around a task what Django does around a request instead
+# (close_old_connections), so pooled and DB_CONN_MAX_AGE connections are reused; the fixup
+# then only acts after this many task starts and ends.
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "channels_in.inbound_process": {"queue": "inbound"},
