@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -277,19 +277,44 @@ def sweep() -> dict[str, int]:
     )
     for event_id in stuck_inbound:
         inbound_enqueue(event_id=event_id)
-    # A reply left in "sending" by a dead worker goes back to the queue. Email keeps its
-    # Message-ID, so a resend after an unseen success is recognised by mail clients.
-    revived = Message.objects.filter(
-        delivery_status=Message.DeliveryStatus.SENDING,
-        delivery_updated_at__lt=now - timedelta(seconds=_conf("OUTBOUND_STUCK_AFTER_SECONDS")),
-    ).update(delivery_status=Message.DeliveryStatus.QUEUED, next_attempt_at=now, delivery_updated_at=now)
+    # A reply left in "sending" by a dead worker may or may not have reached the provider: the
+    # worker died between handing it over and recording the answer. Sending it again blind
+    # could give the customer two copies, so it fails visibly and an agent decides (retry
+    # from the timeline, or check with the customer).
+    interrupted = list(
+        Message.objects.filter(
+            delivery_status=Message.DeliveryStatus.SENDING,
+            delivery_updated_at__lt=now - timedelta(seconds=_conf("OUTBOUND_STUCK_AFTER_SECONDS")),
+        ).select_related("conversation")[:SWEEP_BATCH]
+    )
+    for message in interrupted:
+        outbound_interrupted_fail(message=message, stuck_before=now - timedelta(seconds=_conf("OUTBOUND_STUCK_AFTER_SECONDS")))
     due_outbound = list(
         Message.objects.filter(delivery_status=Message.DeliveryStatus.QUEUED, next_attempt_at__lte=now)
         .order_by("next_attempt_at").values_list("pk", flat=True)[:SWEEP_BATCH]
     )
     for message_id in due_outbound:
         outbound_enqueue(message_id=message_id)
-    return {"inbound": len(stuck_inbound), "outbound": len(due_outbound), "revived": revived}
+    return {"inbound": len(stuck_inbound), "outbound": len(due_outbound), "interrupted": len(interrupted)}
+
+
+INTERRUPTED_REASON = (
+    "Delivery was interrupted: the worker stopped while handing this reply to the provider, so it may or may not "
+    "have been sent. Retry to send it again, or check with the customer first."
+)
+
+
+def outbound_interrupted_fail(*, message: Message, stuck_before: datetime) -> bool:
+    """Fail a reply still "sending" since before `stuck_before`; False if it moved on meanwhile."""
+    with transaction.atomic():
+        changed = Message.objects.filter(
+            pk=message.pk, delivery_status=Message.DeliveryStatus.SENDING, delivery_updated_at__lt=stuck_before,
+        ).update(delivery_status=Message.DeliveryStatus.FAILED, delivery_error=INTERRUPTED_REASON, next_attempt_at=None,
+                 delivery_updated_at=timezone.now())
+        if changed:
+            logger.warning("reply %s: delivery interrupted by a dead worker, marked failed", message.pk)
+            realtime_publish_updated(message)
+    return bool(changed)
 
 
 def inbound_event_retry(*, event_id: int) -> bool:

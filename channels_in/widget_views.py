@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -27,6 +28,8 @@ from channels_in import widget
 from channels_in.models import Visitor, WebChatChannel
 from conversations.services import IncomingAttachment
 
+logger = logging.getLogger(__name__)
+
 _WIDGET_PATH = re.compile(r"^/widget/api/(?P<key>[^/]+)/")
 # Types a browser may render in the widget itself; everything else (HTML and SVG above all)
 # is only ever downloaded.
@@ -43,27 +46,48 @@ def cors_allow_widget_origin(sender: object, request: HttpRequest, **kwargs: obj
 
 
 # CorsMiddleware runs in the event loop under ASGI and sends this signal synchronously, where
-# the ORM may not run: the lookup goes to one worker thread, and its answer is kept briefly so
-# a preflight and its request cost one query. A changed list applies within the TTL.
+# the ORM may not run, and where waiting on the database stalls every request and socket of
+# the process. So the lists live in memory: a key seen before is answered from there at once,
+# and a list older than the TTL is refreshed by one worker thread in the background (a changed
+# list applies within about the TTL). Only the first request for a key in a process waits for
+# its lookup, and at most _FIRST_LOOKUP_TIMEOUT.
 _ORIGINS_TTL_SECONDS = 10.0
+_FIRST_LOOKUP_TIMEOUT = 3.0
 _origins_cache: dict[str, tuple[float, list[str] | None]] = {}
+_refreshing: set[str] = set()
 _lookup_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="widget-cors")
 
 
 def _origins_for_key(key: str) -> list[str] | None:
     cached = _origins_cache.get(key)
-    if cached is not None and cached[0] > time.monotonic():
+    if cached is not None:
+        if cached[0] <= time.monotonic() and key not in _refreshing:
+            _refreshing.add(key)
+            _lookup_thread.submit(_origins_refresh, key)
         return cached[1]
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         origins = _origins_query(key)
     else:
-        origins = _lookup_thread.submit(_origins_query_closing, key).result(timeout=10)
+        origins = _lookup_thread.submit(_origins_query_closing, key).result(timeout=_FIRST_LOOKUP_TIMEOUT)
+    _origins_store(key, origins)
+    return origins
+
+
+def _origins_store(key: str, origins: list[str] | None) -> None:
     if len(_origins_cache) > 10_000:
         _origins_cache.clear()
     _origins_cache[key] = (time.monotonic() + _ORIGINS_TTL_SECONDS, origins)
-    return origins
+
+
+def _origins_refresh(key: str) -> None:
+    try:
+        _origins_store(key, _origins_query_closing(key))
+    except Exception:  # noqa: BLE001 - keep serving the list we have; the next request tries again
+        logger.warning("widget origins lookup for %s failed", key, exc_info=True)
+    finally:
+        _refreshing.discard(key)
 
 
 def _origins_query(key: str) -> list[str] | None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-WEBHOOK_PREFIXES = ("/anymail/", "/webhooks/")
+WEBHOOK_PREFIXES = ("/anymail/", "/webhooks/", "/twilio/")
 
 
 class WebhookBodyLimitMiddleware:

@@ -15,7 +15,7 @@ from django.db.models import F, Model, Q, QuerySet
 from django.db.models.constants import LOOKUP_SEP
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound
 from rest_framework.pagination import Cursor, CursorPagination
@@ -865,7 +865,8 @@ class EventListApi(APIView):
         message_id = serializers.IntegerField(allow_null=True)
         created_at = serializers.DateTimeField()
 
-    @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer(many=True))
+    @extend_schema(parameters=[FilterSerializer], responses=inline_serializer(
+        name="EventPage", fields={"results": OutputSerializer(many=True), "last_seq": serializers.IntegerField()}))
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)

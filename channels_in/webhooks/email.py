@@ -5,6 +5,7 @@ anymail's documentation unchanged.
 """
 from __future__ import annotations
 
+import json
 import time
 
 from anymail.exceptions import AnymailAPIError, AnymailConfigurationError, AnymailWebhookValidationFailure
@@ -66,7 +67,17 @@ class MailgunTrackingView(ClearErrorsMixin, MailgunTrackingWebhookView):
 
 
 class PostmarkInboundView(ClearErrorsMixin, PostmarkInboundWebhookView):
-    pass
+    def parse_events(self, request: HttpRequest) -> list:
+        """anymail accepts a post without sender or recipients, which can never become a message."""
+        payload = json.loads(request.body.decode("utf-8"))
+        if not isinstance(payload, dict):
+            raise ValueError("the body is not a JSON object")
+        sender = payload.get("FromFull")
+        if not (isinstance(sender, dict) and sender.get("Email")):
+            raise ValueError("no sender (FromFull.Email)")
+        if not any(payload.get(field) for field in ("ToFull", "CcFull", "BccFull", "OriginalRecipient")):
+            raise ValueError("no recipient (ToFull, CcFull, BccFull or OriginalRecipient)")
+        return super().parse_events(request)
 
 
 class PostmarkTrackingView(ClearErrorsMixin, PostmarkTrackingWebhookView):

@@ -79,10 +79,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and not DAT
     # A new PostgreSQL connection costs ~10 ms (a backend process, authentication, cold
     # caches), more than a whole inbound message; the ASGI server runs each request in its
     # own thread, so connections kept per thread would leak. A pool per process instead.
-    _pool_size = env_int("DB_POOL_MAX_SIZE", 8)
+    # The ASGI server runs each request in a thread of its own, holding a connection until it
+    # ends: under a burst, requests wait here for one (and answer 500 after DB_POOL_TIMEOUT,
+    # which providers retry) rather than open connections without bound.
+    _pool_size = env_int("DB_POOL_MAX_SIZE", 20)
     if _pool_size > 0:
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-            "min_size": 1, "max_size": _pool_size, "timeout": env_int("DB_POOL_TIMEOUT", 10), "max_idle": 300,
+            "min_size": 1, "max_size": _pool_size, "timeout": env_int("DB_POOL_TIMEOUT", 20), "max_idle": 300,
         }
 # A reused connection (pooled, or kept by DB_CONN_MAX_AGE) is checked before its first use
 # in a request or task, so one broken by a database restart is replaced, not used.

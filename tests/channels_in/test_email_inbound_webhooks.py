@@ -295,3 +295,19 @@ def test_what_an_email_costs_in_queries(client, channel, tasks, django_assert_nu
     with django_assert_num_queries(23):
         message = inbound_event_process(event_id=event.pk)
     assert message.conversation.messages.count() == 1
+
+
+@pytest.mark.parametrize("missing, reason", [
+    (("FromFull",), "no sender"),
+    (("ToFull", "CcFull", "BccFull", "OriginalRecipient"), "no recipient"),
+])
+def test_postmark_post_without_sender_or_recipient_is_refused_and_nothing_is_stored(client, channel, tasks, missing, reason):
+    payload = postmark_inbound_json(build_email(sender="Jane <jane@example.org>", to="support@acme.test", subject="Hi",
+                                                text="Hello", message_id="<nobody.1@mail.example.org>"))
+    for field in missing:
+        payload.pop(field, None)
+    response = post_postmark(client, payload)
+    assert response.status_code == 400
+    assert reason in response.content.decode()
+    assert not InboundEvent.objects.exists()
+    assert tasks.names() == []

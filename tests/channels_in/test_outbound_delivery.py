@@ -66,7 +66,7 @@ def test_reply_is_sent_once_with_threading_headers(email_conversation, reply, po
     assert message.external_id == request.message_id
     assert (message.from_address, message.to_address) == ("Acme Support <support@acme.test>", sent["To"])
     assert (message.delivery_attempts, message.delivery_error, message.next_attempt_at) == (1, "", None)
-    assert sweep() == {"inbound": 0, "outbound": 0, "revived": 0}
+    assert sweep() == {"inbound": 0, "outbound": 0, "interrupted": 0}
 
 
 def test_server_error_is_retried_after_backoff_then_sent(email_conversation, reply, postmark, tasks):

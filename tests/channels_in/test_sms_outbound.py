@@ -62,7 +62,7 @@ def test_sms_reply_is_sent_once(sms_conversation, sms_channel, reply, twilio, ta
     assert message.external_id == request.sid and request.sid.startswith("SM")
     assert (message.from_address, message.to_address) == (DESK_NUMBER, CUSTOMER)
     assert (message.delivery_attempts, message.delivery_error) == (1, "")
-    assert sweep() == {"inbound": 0, "outbound": 0, "revived": 0}
+    assert sweep() == {"inbound": 0, "outbound": 0, "interrupted": 0}
 
 
 def test_messaging_service_is_used_when_configured(sms_conversation, sms_channel, reply, twilio, tasks):

@@ -23,6 +23,7 @@ from tests.channels_in.sms_helpers import (
     inbound_url,
     post_signed,
     sign,
+    status_url,
 )
 from tests.channels_in.sms_helpers import sms_channel, twilio  # noqa: F401 - fixtures
 from tickets.models import Ticket
@@ -262,3 +263,12 @@ def test_signature_is_checked_against_the_public_url_behind_a_proxy(client, sms_
         HTTP_X_FORWARDED_PROTO="https", HTTP_X_FORWARDED_HOST="desk.example.com",
     )
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("url", [inbound_url, status_url])
+def test_body_over_the_webhook_limit_gets_413_with_a_reason(client, sms_channel, settings, url):
+    settings.WEBHOOK_MAX_BODY_BYTES = 10_000
+    response = post_signed(client, url(sms_channel), inbound_params(body="x" * 20_000))
+    assert response.status_code == 413
+    assert b"exceeds the 10000 byte limit" in response.content
+    assert not InboundEvent.objects.exists()

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from channels_in.models import InboundEvent
 from channels_in.services import inbound_event_record, sweep
-from conversations.models import Message
+from conversations.models import Event, Message
 from helpdesk.celery import app as celery_app
 from tests.factories import ConversationFactory, EmailChannelFactory, MessageFactory
 from tests.providers import build_email
@@ -57,7 +57,7 @@ def test_only_stuck_inbound_events_are_enqueued(stuck_after, tasks):
     inbound_event(age=600, status=InboundEvent.Status.FAILED)
     tasks.sent.clear()
 
-    assert sweep() == {"inbound": 1, "outbound": 0, "revived": 0}
+    assert sweep() == {"inbound": 1, "outbound": 0, "interrupted": 0}
 
     assert tasks.sent == [(INBOUND, (stuck.pk,))]
 
@@ -76,18 +76,23 @@ def test_stuck_event_is_processed_once_even_when_enqueued_twice(stuck_after, tas
     assert sweep()["inbound"] == 0
 
 
-def test_sending_left_by_a_dead_worker_goes_back_to_the_queue(stuck_after, tasks):
+def test_sending_left_by_a_dead_worker_fails_visibly_instead_of_being_sent_again(stuck_after, tasks):
+    # The dead worker may have handed it to the provider already: a blind resend could send
+    # the customer two copies. An agent decides, with the reason in front of them.
     dead = outbound(status=Message.DeliveryStatus.SENDING, due_in=-60, updated_ago=301)
     busy = outbound(status=Message.DeliveryStatus.SENDING, due_in=-60, updated_ago=10)
 
-    assert sweep() == {"inbound": 0, "outbound": 1, "revived": 1}
+    assert sweep() == {"inbound": 0, "outbound": 0, "interrupted": 1}
 
     dead.refresh_from_db()
     busy.refresh_from_db()
-    assert dead.delivery_status == Message.DeliveryStatus.QUEUED
-    assert dead.next_attempt_at <= timezone.now()
+    assert dead.delivery_status == Message.DeliveryStatus.FAILED
+    assert "may or may not have been sent" in dead.delivery_error
+    assert dead.next_attempt_at is None
     assert busy.delivery_status == Message.DeliveryStatus.SENDING
-    assert tasks.sent == [(DELIVER, (dead.pk,))]
+    assert tasks.sent == []
+    assert Event.objects.filter(type="message.updated", message_id=dead.pk).count() == 1
+    assert sweep()["interrupted"] == 0  # once
 
 
 def test_only_due_queued_replies_are_enqueued(stuck_after, tasks):
@@ -96,7 +101,7 @@ def test_only_due_queued_replies_are_enqueued(stuck_after, tasks):
     outbound(status=Message.DeliveryStatus.SENT, due_in=None)
     outbound(status=Message.DeliveryStatus.FAILED, due_in=None)
 
-    assert sweep() == {"inbound": 0, "outbound": 1, "revived": 0}
+    assert sweep() == {"inbound": 0, "outbound": 1, "interrupted": 0}
 
     assert tasks.sent == [(DELIVER, (due.pk,))]
 
@@ -109,7 +114,7 @@ def test_a_broker_outage_does_not_stop_the_sweep(stuck_after, tasks, monkeypatch
     event = inbound_event(age=31)
     message = outbound(status=Message.DeliveryStatus.QUEUED, due_in=-1)
 
-    assert sweep() == {"inbound": 1, "outbound": 1, "revived": 0}
+    assert sweep() == {"inbound": 1, "outbound": 1, "interrupted": 0}
 
     event.refresh_from_db()
     message.refresh_from_db()
@@ -132,10 +137,10 @@ def test_sweep_queries_do_not_grow_with_idle_rows(stuck_after, tasks, django_ass
     tasks.sent.clear()
 
     # 1. SELECT pending inbound events received before the cut-off
-    # 2. UPDATE sending replies idle past the cut-off back to queued
+    # 2. SELECT sending replies idle past the cut-off (none here)
     # 3. SELECT queued replies whose next attempt is due
     with django_assert_num_queries(3):
         result = sweep()
 
-    assert result == {"inbound": 0, "outbound": 1, "revived": 0}
+    assert result == {"inbound": 0, "outbound": 1, "interrupted": 0}
     assert tasks.sent == [(DELIVER, (due.pk,))]

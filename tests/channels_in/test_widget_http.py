@@ -5,6 +5,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -447,3 +448,27 @@ def test_preview_page_embeds_only_the_snippet_and_needs_no_login(client):
     assert f'<script src="http://testserver/static/widget/widget.js" data-key="{channel.public_key}" async></script>' in response.content.decode()
     assert "script-src 'self'" in response["Content-Security-Policy"]
     assert client.get("/widget/preview/no-such-key/").status_code == 404
+
+
+def test_a_known_sites_list_is_answered_from_memory_and_refreshed_in_the_background(chat, monkeypatch) -> None:
+    # Under ASGI the CORS check runs in the event loop: once a key is known, it must never wait
+    # for the database there, even when its list is due for a refresh.
+    from channels_in import widget_views
+
+    monkeypatch.setattr(widget_views, "_origins_cache", {})
+    assert widget_views._origins_for_key(chat.public_key) == chat.origins
+    refreshed = threading.Event()
+    real_refresh = widget_views._origins_refresh
+
+    def refresh(key: str) -> None:
+        real_refresh(key)
+        refreshed.set()
+
+    monkeypatch.setattr(widget_views, "_origins_refresh", refresh)
+    monkeypatch.setattr(widget_views, "_origins_query", lambda key: pytest.fail("queried in the caller's thread"))
+    expires, origins = widget_views._origins_cache[chat.public_key]
+    widget_views._origins_cache[chat.public_key] = (expires - widget_views._ORIGINS_TTL_SECONDS - 1, origins)
+    monkeypatch.setattr(widget_views, "_origins_query_closing", lambda key: ["https://new.example"])
+    assert widget_views._origins_for_key(chat.public_key) == origins  # the stale list, at once
+    assert refreshed.wait(5)
+    assert widget_views._origins_for_key(chat.public_key) == ["https://new.example"]

@@ -47,3 +47,22 @@ def test_a_failed_ack_releases_the_prefetch_slot(redis_server):
 def test_kombus_own_transport_keeps_the_slot_which_is_why_ours_exists(redis_server):
     # If this starts failing, kombu fixed its ack and helpdesk/broker.py can go.
     assert not ack_during_a_stall(redis_server, KombuRedisTransport)
+
+
+def test_an_ack_after_the_connection_is_gone_is_a_connection_error_the_worker_survives(redis_server):
+    # A task finishing after a Redis restart closed its worker's connection acks on a channel
+    # without one. kombu raises AttributeError there, which a worker treats as fatal.
+    with Connection(redis_server.url, transport=Transport) as connection:
+        channel = connection.channel()
+        channel.basic_qos(prefetch_size=0, prefetch_count=1)
+        queue = Queue("work", channel=channel)
+        queue.declare()
+        connection.Producer(channel).publish({"n": 1}, routing_key="work")
+        message = queue.get(no_ack=False)
+        assert message is not None and not channel.qos.can_consume()
+        channel._pool = None  # noqa: SLF001 - as after the reset: no pool, and the connection is gone
+        channel.connection = None
+        with pytest.raises(tuple(Transport.connection_errors)) as raised:
+            channel.qos.ack(message.delivery_tag)
+        assert isinstance(raised.value.__cause__, AttributeError)
+        assert channel.qos.can_consume()
