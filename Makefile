@@ -5,18 +5,21 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+LOAD_ARGS ?=
 VENV := .venv
 PY := $(VENV)/bin/python
 # Reinstall only when requirements.lock is newer than the last install.
 DEPS_STAMP := $(VENV)/.requirements.lock.installed
 
-.PHONY: help venv run test test-postgres bench
+.PHONY: help venv run test test-postgres bench load chaos
 
 help:
 	@echo "make run            run the desk with demo data at http://127.0.0.1:8000 (PORT=... to change)"
 	@echo "make test           run every test (SQLite)"
 	@echo "make test-postgres  run every test against a throwaway PostgreSQL 15 cluster"
 	@echo "make bench          run the benchmarks in bench/"
+	@echo "make load           the load generator against a full local stack (LOAD_ARGS=\"--rate 100 --duration 300\")"
+	@echo "make chaos          faults against a running stack on a throwaway PostgreSQL (prints counts)"
 
 venv: $(DEPS_STAMP)
 
@@ -39,3 +42,9 @@ test-postgres: venv
 
 bench: venv
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+load: venv
+	$(PY) -m bench.loadgen $(LOAD_ARGS)
+
+chaos: venv
+	HELPDESK_CHAOS=1 bin/pg-test-cluster $(VENV)/bin/pytest -q -p no:cacheprovider tests/chaos $(PYTEST_ARGS)

@@ -6,8 +6,8 @@ slot is never released: with our prefetch of one the worker stays up, connected 
 and consumes nothing again (seen in the hung-Redis integration test). Here the slot is
 released whatever Redis answered. The message itself is not lost either way: if its entry is
 still in `unacked`, Redis hands it out again after the visibility timeout, and our tasks are
-idempotent. And an ack on a connection Redis already dropped fails as a connection error,
-which the worker survives, not as the AttributeError kombu raises there.
+idempotent. And using a channel whose connection Redis already dropped fails as a lost
+connection, which the worker survives, not as the AttributeError kombu raises there.
 """
 from __future__ import annotations
 
@@ -19,29 +19,31 @@ class QoS(redis.QoS):
     def ack(self, delivery_tag: str) -> None:
         try:
             super().ack(delivery_tag)
-        except Exception as err:
+        except Exception:
             virtual.QoS.ack(self, delivery_tag)  # release the slot, then let kombu log the failure
-            raise self._as_connection_error(err) from err
+            raise
 
     def reject(self, delivery_tag: str, requeue: bool = False) -> None:
         try:
             super().reject(delivery_tag, requeue=requeue)
-        except Exception as err:
+        except Exception:
             virtual.QoS.ack(self, delivery_tag)
-            raise self._as_connection_error(err) from err
-
-    def _as_connection_error(self, err: Exception) -> Exception:
-        """A task that finishes after Redis dropped the worker's connection acks on a channel
-        whose connection is gone: kombu fails there with an AttributeError, which the worker
-        takes as unrecoverable and exits (seen when Redis restarted). It is a lost connection:
-        kombu logs that and carries on, and the message comes back from `unacked`."""
-        if isinstance(err, AttributeError) and getattr(self.channel.connection, "client", None) is None:
-            return RedisConnectionError(f"the broker connection closed before the ack: {err}")
-        return err
+            raise
 
 
 class Channel(redis.Channel):
     QoS = QoS
+
+    def _connparams(self, asynchronous: bool = False) -> dict:
+        """After Redis drops the worker's connection, a task finishing late still acks on its
+        old channel, and closing that channel restores its unacked messages: both make a new
+        client from a connection that is gone, where kombu fails with an AttributeError that
+        the worker takes as unrecoverable and exits (seen on a Redis restart). It is a lost
+        connection: raised as one, kombu logs it or ignores it and the worker reconnects. The
+        messages come back from `unacked` after the visibility timeout."""
+        if self.connection is None or self.connection.client is None:
+            raise RedisConnectionError("the broker connection is closed")
+        return super()._connparams(asynchronous=asynchronous)
 
 
 class Transport(redis.Transport):

@@ -31,6 +31,8 @@ class ClearErrorsMixin:
             self.run_validators(request)
             events = self.parse_events(request)
         except AnymailWebhookValidationFailure as err:
+            if isinstance(err.__cause__, _MALFORMED):  # anymail found no signature block to check
+                return _bad_request(f"Malformed {self.esp_name} payload: {err}")
             return _bad_request(f"Webhook refused: {err}")
         except _MALFORMED as err:
             return _bad_request(f"Malformed {self.esp_name} payload: {type(err).__name__}: {err}")

@@ -156,3 +156,11 @@ def test_mailgun_temporary_failure_keeps_sent(client, mailgun_sent):
 
     assert post_mailgun(client, deferred).status_code == 200
     assert status_of(mailgun_sent) == (Message.DeliveryStatus.SENT, "")
+
+
+def test_mailgun_tracking_that_is_not_json_is_called_malformed_not_forged(client, mailgun_sent):
+    response = client.post(MAILGUN_TRACKING, "{not json", content_type="application/json",
+                           HTTP_AUTHORIZATION=basic_auth_header())
+    assert response.status_code == 400
+    assert response.content.decode().startswith("Malformed Mailgun payload")
+    assert status_of(mailgun_sent) == (Message.DeliveryStatus.SENT, "")
