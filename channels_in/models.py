@@ -116,6 +116,7 @@ class InboundEvent(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     message_id = models.BigIntegerField(null=True, blank=True, help_text="The timeline message it became.")
+    swept_at = models.DateTimeField(null=True, blank=True, help_text="When the sweeper last enqueued it again.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="inbound_event_unique")]

@@ -271,10 +271,19 @@ def sweep() -> dict[str, int]:
     Each query reads only due rows through a partial index: O(due), not O(all).
     """
     now = timezone.now()
-    stuck_inbound = list(
-        InboundEvent.objects.filter(status=InboundEvent.Status.PENDING, received_at__lt=now - timedelta(seconds=_conf("QUEUE_STUCK_AFTER_SECONDS")))
-        .order_by("received_at").values_list("pk", flat=True)[:SWEEP_BATCH]
-    )
+    stuck_after = timedelta(seconds=_conf("QUEUE_STUCK_AFTER_SECONDS"))
+    # A pending event is enqueued again once it is older than QUEUE_STUCK_AFTER_SECONDS, and
+    # again only after waiting half its age since: a lost task is redone within the first
+    # window, while under a long backlog (its task still queued) the copies thin out instead
+    # of piling onto the queue every sweep.
+    pending = InboundEvent.objects.filter(status=InboundEvent.Status.PENDING, received_at__lt=now - stuck_after)
+    candidates = list(pending.order_by("received_at").values_list("pk", "received_at", "swept_at")[:SWEEP_BATCH])
+    stuck_inbound = [
+        pk for pk, received_at, swept_at in candidates
+        if swept_at is None or now - swept_at >= max(stuck_after, (now - received_at) / 2)
+    ]
+    if stuck_inbound:
+        InboundEvent.objects.filter(pk__in=stuck_inbound).update(swept_at=now)
     for event_id in stuck_inbound:
         inbound_enqueue(event_id=event_id)
     # A reply left in "sending" by a dead worker may or may not have reached the provider: the

@@ -62,6 +62,21 @@ def test_only_stuck_inbound_events_are_enqueued(stuck_after, tasks):
     assert tasks.sent == [(INBOUND, (stuck.pk,))]
 
 
+def test_a_waiting_event_is_enqueued_again_less_often_the_longer_it_waits(stuck_after, tasks):
+    # Under a backlog the event's own task is still queued: re-enqueueing it at every sweep
+    # would pile copies onto the very queue that is behind.
+    event = inbound_event(age=31)
+    tasks.sent.clear()
+    assert sweep()["inbound"] == 1  # a lost task is redone within the first window
+    assert sweep()["inbound"] == 0  # not again at the next sweep
+
+    InboundEvent.objects.filter(pk=event.pk).update(received_at=ago(100), swept_at=ago(35))
+    assert sweep()["inbound"] == 0  # waited 35 s since, less than half its age (50 s)
+    InboundEvent.objects.filter(pk=event.pk).update(swept_at=ago(51))
+    assert sweep()["inbound"] == 1
+    assert tasks.sent == [(INBOUND, (event.pk,)), (INBOUND, (event.pk,))]
+
+
 def test_stuck_event_is_processed_once_even_when_enqueued_twice(stuck_after, tasks):
     EmailChannelFactory(address="support@acme.test")
     event = inbound_event(age=31)  # its first task is still in the broker, say
