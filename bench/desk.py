@@ -133,6 +133,28 @@ class Writer:
                 self.counts[m._meta.db_table] = self.counts.get(m._meta.db_table, 0) + len(batch)
                 self.rows[m] = []
 
+    def finish(self, order: list[type[models.Model]], *, sequences: list[type[models.Model]]) -> None:
+        """Write what is buffered, in `order` (foreign keys first), and move the id sequences of
+        `sequences` past the ids written, so the desk's own inserts continue after them."""
+        for model in order:
+            self.flush(model)
+        with connection.cursor() as cursor:
+            for sql in connection.ops.sequence_reset_sql(no_style(), sequences):
+                cursor.execute(sql)
+
+
+def settle() -> None:
+    """A desk that grew over months, not one bulk-loaded a second ago: on PostgreSQL the
+    visibility map set (no autovacuum pass during the measurement) and the load's dirty pages
+    on disk (no checkpoint, with its full-page writes, in the middle of it); statistics on both."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("VACUUM ANALYZE")
+            cursor.execute("CHECKPOINT")
+        else:
+            cursor.execute("ANALYZE")
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
 
 def _write(model: type[models.Model], rows: list[tuple]) -> None:
     qn = connection.ops.quote_name
@@ -232,21 +254,9 @@ def fill(*, conversations: int, seed: int) -> dict:
             contact_id += 1
             identity_id += 1
             conv_id += 1
-        for model in (Contact, ContactIdentity, Conversation, Ticket, Message):
-            writer.flush(model)
-        with connection.cursor() as cursor:
-            for sql in connection.ops.sequence_reset_sql(no_style(), [Contact, ContactIdentity, Conversation, Message]):
-                cursor.execute(sql)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # A desk that grew over months, not one bulk-loaded a second ago: visibility map set
-            # (no autovacuum pass during the measurement) and the load's dirty pages on disk
-            # (no checkpoint, with its full-page writes, in the middle of it).
-            cursor.execute("VACUUM ANALYZE")
-            cursor.execute("CHECKPOINT")
-        else:
-            cursor.execute("ANALYZE")
-            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        writer.finish([Contact, ContactIdentity, Conversation, Ticket, Message],
+                      sequences=[Contact, ContactIdentity, Conversation, Message])
+    settle()
     return {"conversations": conversations, "rows": writer.counts, "seconds": round(time.monotonic() - started, 2)}
 
 

@@ -69,10 +69,9 @@ def generate(*, conversations: int, per_conversation: int, seed: int) -> dict:
     from datetime import timedelta
 
     from django.contrib.auth import get_user_model
-    from django.core.management.color import no_style
-    from django.db import connection, transaction
+    from django.db import transaction
 
-    from bench.desk import Writer, _next_id
+    from bench.desk import Writer, _next_id, settle
     from conversations.models import Contact, Conversation, Inbox, Message
     from tickets.models import Tag, Team, Ticket, TicketRead
 
@@ -165,20 +164,11 @@ def generate(*, conversations: int, per_conversation: int, seed: int) -> dict:
                 sample = {"order": order, "email": email, "surname": last}
             contact_id += 1
             conv_id += 1
-        for model in (Contact, Conversation, Ticket, Message, Ticket.tags.through, TicketRead):
-            writer.flush(model)
-        with connection.cursor() as cursor:
-            for sql in connection.ops.sequence_reset_sql(no_style(), [Contact, Conversation, Message, TicketRead, Ticket.tags.through]):
-                cursor.execute(sql)
+        writer.finish([Contact, Conversation, Ticket, Message, Ticket.tags.through, TicketRead],
+                      sequences=[Contact, Conversation, Message, TicketRead, Ticket.tags.through])
     load_seconds = time.monotonic() - load_started
     index_seconds = _postgres_indexes_create(indexes)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("VACUUM ANALYZE")
-            cursor.execute("CHECKPOINT")
-        else:
-            cursor.execute("ANALYZE")
-            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    settle()
     # Words picked by their rank in the vocabulary: one in about a tenth of the messages, one
     # in about one in five hundred, one in about one in fifteen hundred.
     return {

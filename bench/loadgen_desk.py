@@ -31,7 +31,6 @@ django.setup()
 
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.db import SessionStore
-from django.core.management.color import no_style
 from django.db import connection, transaction
 
 from bench import desk
@@ -186,20 +185,11 @@ def dataset(*, conversations: int, messages: int, seed: int) -> dict:
                                 "created_at": created, "updated_at": last_at, "solved_at": None if is_open else last_at}, created)
             contact_id += 1
             conv_id += 1
-        for model in (Contact, ContactIdentity, Conversation, Ticket, Message):
-            writer.flush(model)
-        with connection.cursor() as cursor:
-            for sql in connection.ops.sequence_reset_sql(no_style(), [Contact, ContactIdentity, Conversation, Message]):
-                cursor.execute(sql)
+        writer.finish([Contact, ContactIdentity, Conversation, Ticket, Message],
+                      sequences=[Contact, ContactIdentity, Conversation, Message])
     load_seconds = time.monotonic() - load_started
     index_seconds = search._postgres_indexes_create(indexes)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("VACUUM ANALYZE")
-            cursor.execute("CHECKPOINT")
-        else:
-            cursor.execute("ANALYZE")
-            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    desk.settle()
     return {"conversations": conversations, "messages": messages, "rows": writer.counts, "db": connection.vendor,
             "load_seconds": round(load_seconds, 1), "search_index_build_seconds": index_seconds,
             "seconds": round(time.monotonic() - started, 1)}

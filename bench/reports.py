@@ -44,10 +44,9 @@ def generate(*, conversations: int, per_conversation: int, seed: int) -> dict:
     from datetime import timedelta
 
     from django.contrib.auth import get_user_model
-    from django.core.management.color import no_style
-    from django.db import connection, transaction
+    from django.db import transaction
 
-    from bench.desk import Writer, _next_id
+    from bench.desk import Writer, _next_id, settle
     from conversations.models import Contact, Conversation, Inbox, Message
     from tickets.models import ReportFact, Team, Ticket
 
@@ -126,18 +125,8 @@ def generate(*, conversations: int, per_conversation: int, seed: int) -> dict:
                                 "solved_at": when if solved else None}, created)
             contact_id += 1
             conv_id += 1
-        for model in (Contact, Conversation, Ticket, Message, ReportFact):
-            writer.flush(model)
-        with connection.cursor() as cursor:
-            for sql in connection.ops.sequence_reset_sql(no_style(), [Contact, Conversation, Message, ReportFact]):
-                cursor.execute(sql)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("VACUUM ANALYZE")
-            cursor.execute("CHECKPOINT")
-        else:
-            cursor.execute("ANALYZE")
-            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        writer.finish([Contact, Conversation, Ticket, Message, ReportFact], sequences=[Contact, Conversation, Message, ReportFact])
+    settle()
     return {"rows": writer.counts, "seconds": round(time.monotonic() - started, 1), "inbox_id": inboxes[0].pk}
 
 
