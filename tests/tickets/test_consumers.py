@@ -671,3 +671,38 @@ def test_a_client_following_the_settled_sequence_misses_no_event_committed_late(
 
     assert ids["first"] < ids["second"]
     assert {ids["first"], ids["second"]} <= set(seen)
+
+
+def test_events_are_forwarded_from_the_event_loop_until_a_recheck_is_due(layer, desk, clock, monkeypatch):
+    # The most frequent work of a web process under load: no thread and no database per event
+    # while what the socket may see is fresh; the sync path (with its re-check) once it is not.
+    from tickets.consumers import ACCESS_RECHECK_SECONDS
+
+    conversation = desk["conversation"]
+    group = f"inbox.{conversation.inbox_id}"
+    event = {"type": "desk.event", "seq": 7, "event": "conversation.updated", "inbox_id": conversation.inbox_id,
+             "conversation_id": conversation.pk, "message_id": None}
+    threads: list[str] = []
+    original = AgentDashboardConsumer.desk_event
+
+    def desk_event(self, message: dict) -> None:  # noqa: ANN001
+        threads.append("sync")
+        original(self, message)
+
+    monkeypatch.setattr(AgentDashboardConsumer, "desk_event", desk_event)
+
+    async def scenario():
+        socket = await connected(desk["alice"])
+        await layer.group_send(group, event)
+        assert (await socket.receive_json_from())["seq"] == 7
+        # An event of an inbox the socket no longer sees (its group not left yet): dropped.
+        await layer.group_send(f"agent.{desk['alice'].pk}", {**event, "seq": 8, "inbox_id": desk["elsewhere"].inbox_id})
+        assert await socket.receive_nothing(timeout=0.2)
+        assert threads == []
+        clock.now += ACCESS_RECHECK_SECONDS + 1
+        await layer.group_send(group, {**event, "seq": 9})
+        assert (await socket.receive_json_from())["seq"] == 9
+        assert threads == ["sync"]
+        await socket.disconnect()
+
+    async_to_sync(scenario)()
