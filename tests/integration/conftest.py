@@ -53,6 +53,16 @@ def wait_until(predicate: Callable[[], object], *, timeout: float, what: str, in
         time.sleep(interval)
 
 
+def uvicorn_popen(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen:
+    """The desk's ASGI app in a uvicorn process of its own, as in production; logs to log_path."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [*DIE_WITH_PARENT, sys.executable, "-m", "uvicorn", "helpdesk.asgi:application", "--host", "127.0.0.1",
+             "--port", str(port), "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+
+
 class RedisServer:
     def __init__(self, directory: Path) -> None:
         self.port = free_port()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from conversations.models import Event, Message
 from tests.factories import EmailChannelFactory, UserFactory
 from tests.fakes.desk import SUPPORT
 from tests.fakes.postmark import FakePostmark
-from tests.integration.conftest import DIE_WITH_PARENT, ROOT, Cluster, free_port, wait_until
+from tests.integration.conftest import Cluster, free_port, uvicorn_popen, wait_until
 from tests.integration.test_two_asgi import agent_socket, request, session_cookie
 from tests.providers import basic_auth_header, build_email, postmark_inbound_json
 
@@ -67,13 +66,7 @@ def deployment(cluster: Cluster, fake_postmark: FakePostmark, tmp_path: Path) ->
         for name in ("A", "B"):
             port = free_port()
             log_path = tmp_path / f"uvicorn-{name}.log"
-            with open(log_path, "wb") as log:
-                process = subprocess.Popen(
-                    [*DIE_WITH_PARENT, sys.executable, "-m", "uvicorn", "helpdesk.asgi:application", "--host", "127.0.0.1",
-                     "--port", str(port), "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
-                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                )
-            webs.append(Web(name, port, process, log_path))
+            webs.append(Web(name, port, uvicorn_popen(env, port, log_path), log_path))
         for web in webs:
             wait_until(lambda web=web: _serving(web), timeout=30, what=f"uvicorn {web.name}")
         yield webs[0], webs[1]

@@ -29,7 +29,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from conversations.models import Event
 from tests.factories import ContactFactory, EmailChannelFactory, MessageFactory, TicketFactory, UserFactory
-from tests.integration.conftest import DIE_WITH_PARENT, ROOT, RedisServer, free_port, wait_until
+from tests.integration.conftest import RedisServer, free_port, uvicorn_popen, wait_until
 from tickets.models import Ticket
 
 pytestmark = pytest.mark.integration
@@ -78,12 +78,7 @@ def servers(django_db_setup, django_db_blocker, tmp_path_factory: pytest.TempPat
         for name in ("A", "B"):
             port = free_port()
             log_path = directory / f"uvicorn-{name}.log"
-            with open(log_path, "wb") as log:
-                process = subprocess.Popen(
-                    [*DIE_WITH_PARENT, sys.executable, "-m", "uvicorn", "helpdesk.asgi:application", "--host", "127.0.0.1",
-                     "--port", str(port), "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
-                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                )
+            process = uvicorn_popen(env, port, log_path)
             started.append(Server(name, port, process, log_path, redis.url))
         for server in started:
             wait_until(lambda server=server: serving(server), timeout=30, what=f"uvicorn {server.name}")
