@@ -77,11 +77,10 @@ _default_sqlite = f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", _default_sqlite), conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and not DATABASES["default"]["CONN_MAX_AGE"]:
     # A new PostgreSQL connection costs ~10 ms (a backend process, authentication, cold
-    # caches), more than a whole inbound message; the ASGI server runs each request in its
-    # own thread, so connections kept per thread would leak. A pool per process instead.
-    # The ASGI server runs each request in a thread of its own, holding a connection until it
-    # ends: under a burst, requests wait here for one (and answer 500 after DB_POOL_TIMEOUT,
-    # which providers retry) rather than open connections without bound.
+    # caches), more than a whole inbound message. The ASGI server runs each request in a
+    # thread of its own, so connections kept per thread would leak: a pool per process
+    # instead. Under a burst, requests wait here for a connection (and answer 500 after
+    # DB_POOL_TIMEOUT, which providers retry) rather than open connections without bound.
     _pool_size = env_int("DB_POOL_MAX_SIZE", 20)
     if _pool_size > 0:
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
