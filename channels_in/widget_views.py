@@ -60,17 +60,20 @@ _lookup_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="widget-co
 
 def _origins_for_key(key: str) -> list[str] | None:
     cached = _origins_cache.get(key)
-    if cached is not None:
-        if cached[0] <= time.monotonic() and key not in _refreshing:
-            _refreshing.add(key)
-            _lookup_thread.submit(_origins_refresh, key)
+    if cached is not None and cached[0] > time.monotonic():
         return cached[1]
     try:
         asyncio.get_running_loop()
-    except RuntimeError:
+    except RuntimeError:  # a thread may wait for the database: look it up here and now
         origins = _origins_query(key)
-    else:
-        origins = _lookup_thread.submit(_origins_query_closing, key).result(timeout=_FIRST_LOOKUP_TIMEOUT)
+        _origins_store(key, origins)
+        return origins
+    if cached is not None:  # in the event loop: the list we have, refreshed behind it
+        if key not in _refreshing:
+            _refreshing.add(key)
+            _lookup_thread.submit(_origins_refresh, key)
+        return cached[1]
+    origins = _lookup_thread.submit(_origins_query_closing, key).result(timeout=_FIRST_LOOKUP_TIMEOUT)
     _origins_store(key, origins)
     return origins
 

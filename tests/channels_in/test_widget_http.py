@@ -456,7 +456,7 @@ def test_a_known_sites_list_is_answered_from_memory_and_refreshed_in_the_backgro
     from channels_in import widget_views
 
     monkeypatch.setattr(widget_views, "_origins_cache", {})
-    assert widget_views._origins_for_key(chat.public_key) == chat.origins
+    assert widget_views._origins_for_key(chat.public_key) == chat.origins  # outside a loop: looked up at once
     refreshed = threading.Event()
     real_refresh = widget_views._origins_refresh
 
@@ -465,10 +465,14 @@ def test_a_known_sites_list_is_answered_from_memory_and_refreshed_in_the_backgro
         refreshed.set()
 
     monkeypatch.setattr(widget_views, "_origins_refresh", refresh)
-    monkeypatch.setattr(widget_views, "_origins_query", lambda key: pytest.fail("queried in the caller's thread"))
+    monkeypatch.setattr(widget_views, "_origins_query", lambda key: pytest.fail("queried in the event loop's thread"))
+    monkeypatch.setattr(widget_views, "_origins_query_closing", lambda key: ["https://new.example"])
     expires, origins = widget_views._origins_cache[chat.public_key]
     widget_views._origins_cache[chat.public_key] = (expires - widget_views._ORIGINS_TTL_SECONDS - 1, origins)
-    monkeypatch.setattr(widget_views, "_origins_query_closing", lambda key: ["https://new.example"])
-    assert widget_views._origins_for_key(chat.public_key) == origins  # the stale list, at once
+
+    async def in_the_event_loop() -> list[str] | None:
+        return widget_views._origins_for_key(chat.public_key)
+
+    assert asyncio.run(in_the_event_loop()) == origins  # the stale list, at once
     assert refreshed.wait(5)
-    assert widget_views._origins_for_key(chat.public_key) == ["https://new.example"]
+    assert asyncio.run(in_the_event_loop()) == ["https://new.example"]
