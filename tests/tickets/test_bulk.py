@@ -12,7 +12,7 @@ from django.utils import timezone
 from conversations.models import Message
 from conversations.services import ApplicationError
 from tests.clients import api_client_for
-from tests.factories import EmailChannelFactory, InboxFactory, TeamFactory, TicketFactory, UserFactory
+from tests.factories import InboxFactory, TeamFactory, TicketFactory, UserFactory
 from tickets.models import Tag, Ticket
 from tickets.services import ticket_assign, ticket_set_priority, ticket_set_status, ticket_set_tags, tickets_bulk_apply
 from tickets.snooze import ticket_snooze
@@ -23,13 +23,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def agent():
     return UserFactory(username="alice", first_name="Alice", last_name="Agent")
-
-
-@pytest.fixture
-def inbox(agent):
-    inbox = EmailChannelFactory(inbox__name="Support").inbox
-    inbox.members.add(agent)
-    return inbox
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from typing import Self
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from conversations.realtime import customer_group, inbox_group
@@ -18,14 +17,6 @@ from tickets.consumers import AgentDashboardConsumer
 
 # The consumer reaches the database from its own thread: the rows must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def layer():
-    layer = get_channel_layer()
-    async_to_sync(layer.flush)()
-    yield layer
-    async_to_sync(layer.flush)()
 
 
 @pytest.fixture

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.contrib.auth.models import Group
 
 from conversations.models import Message
 from conversations.services import ApplicationError
 from helpdesk.roles import MANAGERS_GROUP
-from tests.factories import EmailChannelFactory, InboxFactory, TicketFactory, UserFactory
+from tests.factories import InboxFactory, TicketFactory, UserFactory
 from tickets.mentions import mentioned_usernames
 from tickets.models import Notification
 from tickets.services import ticket_note_create
@@ -19,24 +18,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def layer():
-    """The in-memory channel layer, emptied before and after: no group outlives the test."""
-    layer = get_channel_layer()
-    async_to_sync(layer.flush)()
-    yield layer
-    async_to_sync(layer.flush)()
-
-
-@pytest.fixture
 def agent():
     return UserFactory(username="alice", first_name="Alice", last_name="Archer")
-
-
-@pytest.fixture
-def inbox(agent):
-    inbox = EmailChannelFactory(inbox__name="Support").inbox
-    inbox.members.add(agent)
-    return inbox
 
 
 @pytest.fixture

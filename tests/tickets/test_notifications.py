@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 
 from conversations.models import Channel
 from conversations.services import IncomingMessage
 from conversations.threading import ThreadMatch
-from tests.factories import ContactFactory, EmailChannelFactory, TeamFactory, TicketFactory, UserFactory
+from tests.factories import ContactFactory, TeamFactory, TicketFactory, UserFactory
 from tickets.models import AgentStatus, InboxRouting, Notification, Ticket
 from tickets.services import inbound_message_record, ticket_assign
 
@@ -19,31 +18,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def layer():
-    """The in-memory channel layer, emptied before and after: no group outlives the test."""
-    layer = get_channel_layer()
-    async_to_sync(layer.flush)()
-    yield layer
-    async_to_sync(layer.flush)()
-
-
-@pytest.fixture
 def agent():
     return UserFactory(username="alice", first_name="Alice", last_name="Archer")
-
-
-@pytest.fixture
-def bob(inbox):
-    bob = UserFactory(username="bob", first_name="Bob", last_name="Brennan")
-    inbox.members.add(bob)
-    return bob
-
-
-@pytest.fixture
-def inbox(agent):
-    inbox = EmailChannelFactory(inbox__name="Support").inbox
-    inbox.members.add(agent)
-    return inbox
 
 
 @pytest.fixture

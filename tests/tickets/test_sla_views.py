@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from conversations.models import Channel
 from tests.clients import api_client_for
-from tests.factories import ContactFactory, EmailChannelFactory, InboxFactory, TicketFactory, UserFactory
+from tests.factories import ContactFactory, InboxFactory, TicketFactory, UserFactory
 from tickets import sla
 from tickets.models import (
     BusinessCalendar,
@@ -97,13 +97,6 @@ def seconds_of(countdown: str) -> int:
 @pytest.fixture
 def agent():
     return UserFactory(username="alice", first_name="Alice", last_name="Agent")
-
-
-@pytest.fixture
-def inbox(agent):
-    inbox = EmailChannelFactory(inbox__name="Support").inbox
-    inbox.members.add(agent)
-    return inbox
 
 
 @pytest.fixture

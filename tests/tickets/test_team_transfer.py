@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from conversations.models import Event, Message
-from tests.factories import EmailChannelFactory, InboxFactory, TeamFactory, TicketFactory, UserFactory
+from tests.factories import InboxFactory, TeamFactory, TicketFactory, UserFactory
 from tickets.models import Ticket
 from tickets.services import ticket_set_team
 
@@ -16,20 +16,6 @@ FRAGMENT = {"HTTP_X_DESK_FRAGMENT": "1"}
 @pytest.fixture
 def agent():
     return UserFactory(username="alice", first_name="Alice", last_name="Archer")
-
-
-@pytest.fixture
-def bob(inbox):
-    bob = UserFactory(username="bob", first_name="Bob", last_name="Brennan")
-    inbox.members.add(bob)
-    return bob
-
-
-@pytest.fixture
-def inbox(agent):
-    inbox = EmailChannelFactory(inbox__name="Support").inbox
-    inbox.members.add(agent)
-    return inbox
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from conversations.models import Channel, Event, Message
 from conversations.services import IncomingAttachment, attachments_store
-from tests.factories import ContactFactory, EmailChannelFactory, MessageFactory, TicketFactory, UserFactory
+from tests.factories import ContactFactory, MessageFactory, TicketFactory, UserFactory
 from tickets.models import Tag, Ticket
 from tickets.views import DASHBOARD_CSP
 
@@ -21,14 +21,6 @@ FRAGMENT = {"HTTP_X_DESK_FRAGMENT": "1"}
 @pytest.fixture
 def agent():
     return UserFactory(username="alice", first_name="Alice", last_name="Agent")
-
-
-@pytest.fixture
-def inbox(agent):
-    # With its email address: a reply needs a channel that reaches the customer.
-    inbox = EmailChannelFactory(inbox__name="Support").inbox
-    inbox.members.add(agent)
-    return inbox
 
 
 @pytest.fixture
