@@ -287,3 +287,48 @@ def inner_measure(module: str, env: dict[str, str], *, conversations: int, per_c
     if result.returncode != 0:
         raise BenchError(f"{module} inner failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def engine_measure(module: str, engine: str, database_url: str, *, workdir: Path, redis_url: str, conversations: int,
+                   per_conversation: int, runs: int, migrate: bool, timeout: float, note, what: str) -> dict:  # noqa: ANN001
+    """One engine of an `engines_run` bench: migrate a fresh database if asked, then
+    `python -m <module> inner` (generate, then time) on it; its result with db and size."""
+    name = module.rpartition(".")[2].replace("_", "-")
+    env = desk_env(database_url=database_url, redis_url=redis_url, media_root=workdir / f"media-{name}")
+    log = workdir / f"{name}-{engine}.log"
+    if migrate:
+        note(f"{engine}: migrating a fresh database")
+        manage(env, "migrate", "--noinput", "-v0", log=log)
+    note(f"{engine}: generating {conversations:,} conversations (~{conversations * per_conversation:,} messages){what}")
+    result = inner_measure(module, env, conversations=conversations, per_conversation=per_conversation, runs=runs, log=log,
+                           timeout=timeout)
+    return {**result, "db": engine, "conversations": conversations}
+
+
+def engines_main(argv: list[str], *, prog: str, doc: str | None, name: str, runs: int, runs_help: str, inner, run_on, table,  # noqa: ANN001
+                 note) -> int:  # noqa: ANN001
+    """The command line of an `engines_run` bench; `inner ARGS` runs the in-process part."""
+    import argparse
+
+    if argv[:1] == ["inner"]:
+        return inner(argv[1:])
+    p = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--db", default="sqlite,postgres", help="comma-separated: sqlite, postgres (default both)")
+    p.add_argument("--conversations", type=int, default=100_000, help="conversations to generate (default 100000)")
+    p.add_argument("--messages-per-conversation", type=int, default=10, help="average messages each (default 10)")
+    p.add_argument("--runs", type=int, default=runs, help=runs_help)
+    p.add_argument("--pg-bin", default=str(PG_BIN))
+    p.add_argument("--results-dir", default=str(REPO / "bench" / "results"))
+    p.add_argument("--tmp-dir", default=None)
+    p.add_argument("--keep-tmp", action="store_true")
+    return engines_run(name=name, args=p.parse_args(argv), run_on=run_on, table=table, note=note)
+
+
+def grid(header: list[str], body: list[list[str]]) -> list[str]:
+    """A text table: the header, a rule, the rows, each column as wide as its widest cell."""
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return " | ".join(c.ljust(widths[i]) for i, c in enumerate(cells))
+
+    return [line(header), "-+-".join("-" * w for w in widths), *(line(row) for row in body)]

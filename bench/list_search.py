@@ -308,24 +308,13 @@ def note(text: str) -> None:
     print(f"[bench list {time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
-def run_on(engine: str, database_url: str, *, workdir: Path, redis_url: str, conversations: int, per_conversation: int,
-           runs: int, migrate: bool) -> dict:
-    env = infra.desk_env(database_url=database_url, redis_url=redis_url, media_root=workdir / "media-list")
-    log = workdir / f"list-search-{engine}.log"
-    if migrate:
-        note(f"{engine}: migrating a fresh database")
-        infra.manage(env, "migrate", "--noinput", "-v0", log=log)
-    note(f"{engine}: generating {conversations:,} conversations (~{conversations * per_conversation:,} messages), then timing")
-    result = infra.inner_measure("bench.list_search", env, conversations=conversations, per_conversation=per_conversation,
-                                 runs=runs, log=log, timeout=7200)
+def run_on(engine: str, database_url: str, **kwargs: object) -> dict:
+    result = infra.engine_measure("bench.list_search", engine, database_url, timeout=7200, note=note, what=", then timing",
+                                  **kwargs)
     fill = result["fill"]
     note(f"{engine}: generated in {fill['seconds']} s (load {fill['load_seconds']} s, search index "
          f"{fill['search_index_build_seconds'] if fill['search_index_build_seconds'] is not None else 'by triggers'}): {fill['rows']}")
-    return {**result, "db": engine, "conversations": conversations}
-
-
-def _line(cells: list[str], widths: list[int]) -> str:
-    return " | ".join(c.ljust(widths[i]) for i, c in enumerate(cells))
+    return result
 
 
 def table(results: list[dict]) -> str:
@@ -348,25 +337,14 @@ def table(results: list[dict]) -> str:
                     t = next(t for t in r["timings"] if t["kind"] == kind and t["scenario"] == name and t["user"] == u)
                     cells.append(f"{t['p50_ms']:.1f} / {t['p95_ms']:.1f} ({t['queries']}, {t['rows']})")
                 body.append(cells)
-        widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-        lines += [_line(header, widths), "-+-".join("-" * w for w in widths), *(_line(row, widths) for row in body)]
+        lines += infra.grid(header, body)
     return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["inner"]:
-        return inner(argv[1:])
-    p = argparse.ArgumentParser(prog="bench/list_search.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--db", default="sqlite,postgres", help="comma-separated: sqlite, postgres (default both)")
-    p.add_argument("--conversations", type=int, default=100_000, help="conversations to generate (default 100000)")
-    p.add_argument("--messages-per-conversation", type=int, default=10, help="average messages each (default 10)")
-    p.add_argument("--runs", type=int, default=20, help="timed requests per scenario (default 20; p50 and p95 reported)")
-    p.add_argument("--pg-bin", default=str(infra.PG_BIN))
-    p.add_argument("--results-dir", default=str(REPO / "bench" / "results"))
-    p.add_argument("--tmp-dir", default=None)
-    p.add_argument("--keep-tmp", action="store_true")
-    args = p.parse_args(argv)
-    return infra.engines_run(name="list-search", args=args, run_on=run_on, table=table, note=note)
+    return infra.engines_main(argv, prog="bench/list_search.py", doc=__doc__, name="list-search", runs=20,
+                              runs_help="timed requests per scenario (default 20; p50 and p95 reported)", inner=inner,
+                              run_on=run_on, table=table, note=note)
 
 
 if __name__ == "__main__":

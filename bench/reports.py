@@ -192,22 +192,11 @@ def note(text: str) -> None:
     print(f"[bench reports {time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
-def run_on(engine: str, database_url: str, *, workdir: Path, redis_url: str, conversations: int, per_conversation: int,
-           runs: int, migrate: bool) -> dict:
-    env = infra.desk_env(database_url=database_url, redis_url=redis_url, media_root=workdir / "media-reports")
-    log = workdir / f"reports-{engine}.log"
-    if migrate:
-        note(f"{engine}: migrating a fresh database")
-        infra.manage(env, "migrate", "--noinput", "-v0", log=log)
-    note(f"{engine}: generating {conversations:,} conversations (~{conversations * per_conversation:,} messages) and their facts")
-    result = infra.inner_measure("bench.reports", env, conversations=conversations, per_conversation=per_conversation,
-                                 runs=runs, log=log, timeout=3600)
+def run_on(engine: str, database_url: str, **kwargs: object) -> dict:
+    result = infra.engine_measure("bench.reports", engine, database_url, timeout=3600, note=note, what=" and their facts",
+                                  **kwargs)
     note(f"{engine}: generated in {result['fill']['seconds']} s: {result['fill']['rows']}")
-    return {**result, "db": engine, "conversations": conversations}
-
-
-def _line(cells: list[str], widths: list[int]) -> str:
-    return " | ".join(c.ljust(widths[i]) for i, c in enumerate(cells))
+    return result
 
 
 def table(results: list[dict]) -> str:
@@ -228,25 +217,14 @@ def table(results: list[dict]) -> str:
                 t = next(t for t in r["timings"] if t["scenario"] == s and t["report"] == name)
                 cells.append(f"{t['p50_ms']:.1f} / {t['max_ms']:.1f} ({t['queries']})")
             body.append(cells)
-        widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-        lines += [_line(header, widths), "-+-".join("-" * w for w in widths), *(_line(row, widths) for row in body)]
+        lines += infra.grid(header, body)
     return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["inner"]:
-        return inner(argv[1:])
-    p = argparse.ArgumentParser(prog="bench/reports.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--db", default="sqlite,postgres", help="comma-separated: sqlite, postgres (default both)")
-    p.add_argument("--conversations", type=int, default=100_000, help="conversations to generate (default 100000)")
-    p.add_argument("--messages-per-conversation", type=int, default=10, help="average messages each (default 10)")
-    p.add_argument("--runs", type=int, default=5, help="timed runs per report (default 5; the p50 is reported)")
-    p.add_argument("--pg-bin", default=str(infra.PG_BIN))
-    p.add_argument("--results-dir", default=str(REPO / "bench" / "results"))
-    p.add_argument("--tmp-dir", default=None)
-    p.add_argument("--keep-tmp", action="store_true")
-    args = p.parse_args(argv)
-    return infra.engines_run(name="reports", args=args, run_on=run_on, table=table, note=note)
+    return infra.engines_main(argv, prog="bench/reports.py", doc=__doc__, name="reports", runs=5,
+                              runs_help="timed runs per report (default 5; the p50 is reported)", inner=inner,
+                              run_on=run_on, table=table, note=note)
 
 
 if __name__ == "__main__":

@@ -382,9 +382,7 @@ def table(results: list[dict]) -> str:
             f"{_fmt(wg['p50_ms'])} / {_fmt(wg['p99_ms'])} ({wg['sockets_open']})",
             str(r["errors"]),
         ])
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
-    line = lambda cells: " | ".join(c.ljust(widths[i]) for i, c in enumerate(cells))
-    return "\n".join([line(header), "-+-".join("-" * w for w in widths), *(line(row) for row in rows)])
+    return "\n".join(infra.grid(header, rows))
 
 
 def main(argv: list[str]) -> int:
