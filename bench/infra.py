@@ -332,3 +332,20 @@ def grid(header: list[str], body: list[list[str]]) -> list[str]:
         return " | ".join(c.ljust(widths[i]) for i, c in enumerate(cells))
 
     return [line(header), "-+-".join("-" * w for w in widths), *(line(row) for row in body)]
+
+
+def inner_setup(argv: list[str], *, prog: str, runs: int):  # noqa: ANN201
+    """The arguments `inner_measure` passes to a bench's in-process part, with Django set up."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog=prog)
+    p.add_argument("--conversations", type=int, required=True)
+    p.add_argument("--messages-per-conversation", type=int, default=10)
+    p.add_argument("--runs", type=int, default=runs)
+    p.add_argument("--seed", type=int, default=1)
+    args = p.parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "helpdesk.settings.base")
+    import django
+
+    django.setup()
+    return args

@@ -24,10 +24,8 @@ environment, so this driver never sets Django up itself.
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
-import os
 import statistics
 import sys
 import time
@@ -283,16 +281,7 @@ def time_requests(*, filled: dict, runs: int) -> dict:
 
 
 def inner(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="bench.list_search inner")
-    p.add_argument("--conversations", type=int, required=True)
-    p.add_argument("--messages-per-conversation", type=int, default=10)
-    p.add_argument("--runs", type=int, default=20)
-    p.add_argument("--seed", type=int, default=1)
-    args = p.parse_args(argv)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "helpdesk.settings.base")
-    import django
-
-    django.setup()
+    args = infra.inner_setup(argv, prog="bench.list_search inner", runs=20)
     from django.db import connection
 
     filled = generate(conversations=args.conversations, per_conversation=args.messages_per_conversation, seed=args.seed)
