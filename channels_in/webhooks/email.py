@@ -5,7 +5,6 @@ anymail's documentation unchanged.
 """
 from __future__ import annotations
 
-import json
 import time
 
 from anymail.exceptions import AnymailAPIError, AnymailConfigurationError, AnymailWebhookValidationFailure
@@ -71,15 +70,14 @@ class MailgunTrackingView(ClearErrorsMixin, MailgunTrackingWebhookView):
 class PostmarkInboundView(ClearErrorsMixin, PostmarkInboundWebhookView):
     def parse_events(self, request: HttpRequest) -> list:
         """anymail accepts a post without sender or recipients, which can never become a message."""
-        payload = json.loads(request.body.decode("utf-8"))
-        if not isinstance(payload, dict):
-            raise ValueError("the body is not a JSON object")
-        sender = payload.get("FromFull")
-        if not (isinstance(sender, dict) and sender.get("Email")):
-            raise ValueError("no sender (FromFull.Email)")
-        if not any(payload.get(field) for field in ("ToFull", "CcFull", "BccFull", "OriginalRecipient")):
-            raise ValueError("no recipient (ToFull, CcFull, BccFull or OriginalRecipient)")
-        return super().parse_events(request)
+        events = super().parse_events(request)
+        for event in events:
+            message = event.message
+            if not (message.from_email and message.from_email.addr_spec):
+                raise ValueError("no sender (FromFull.Email)")
+            if not (message.to or message.cc or message.get_all("Bcc") or message.envelope_recipient):
+                raise ValueError("no recipient (ToFull, CcFull, BccFull or OriginalRecipient)")
+        return events
 
 
 class PostmarkTrackingView(ClearErrorsMixin, PostmarkTrackingWebhookView):
