@@ -290,14 +290,13 @@ def sweep() -> dict[str, int]:
     # worker died between handing it over and recording the answer. Sending it again blind
     # could give the customer two copies, so it fails visibly and an agent decides (retry
     # from the timeline, or check with the customer).
+    sending_since = now - timedelta(seconds=_conf("OUTBOUND_STUCK_AFTER_SECONDS"))
     interrupted = list(
-        Message.objects.filter(
-            delivery_status=Message.DeliveryStatus.SENDING,
-            delivery_updated_at__lt=now - timedelta(seconds=_conf("OUTBOUND_STUCK_AFTER_SECONDS")),
-        ).select_related("conversation")[:SWEEP_BATCH]
+        Message.objects.filter(delivery_status=Message.DeliveryStatus.SENDING, delivery_updated_at__lt=sending_since)
+        .select_related("conversation")[:SWEEP_BATCH]
     )
     for message in interrupted:
-        outbound_interrupted_fail(message=message, stuck_before=now - timedelta(seconds=_conf("OUTBOUND_STUCK_AFTER_SECONDS")))
+        outbound_interrupted_fail(message=message, stuck_before=sending_since)
     due_outbound = list(
         Message.objects.filter(delivery_status=Message.DeliveryStatus.QUEUED, next_attempt_at__lte=now)
         .order_by("next_attempt_at").values_list("pk", flat=True)[:SWEEP_BATCH]
