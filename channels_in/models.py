@@ -108,7 +108,7 @@ class InboundEvent(models.Model):
     provider = models.CharField(max_length=40)
     event_id = models.CharField(max_length=300)
     recipient = models.CharField(max_length=320, blank=True, help_text="Envelope recipient, when the provider gives one.")
-    raw = models.BinaryField(help_text="The message exactly as received (RFC 822 bytes for email).")
+    raw = models.BinaryField(help_text="The delivery exactly as received: RFC 822 bytes for most email, Postmark's JSON for Postmark.")
     meta = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)

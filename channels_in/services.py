@@ -12,7 +12,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from channels_in.adapters import AdapterError, get_adapter
-from channels_in.adapters.email import ParsedEmail, email_channel_for_recipients, parse_inbound
+from channels_in.adapters.email import POSTMARK_JSON, ParsedEmail, email_channel_for_recipients, parse_inbound, postmark_inbound_parse
 from channels_in.models import InboundEvent
 from conversations import realtime
 from conversations.models import Channel, Contact, ContactIdentity, Inbox, Message
@@ -119,7 +119,10 @@ def _inbound_mark_failed(event_id: int, reason: str) -> None:
 def _email_event_parse(event: InboundEvent) -> ParsedEmail:
     meta = event.meta or {}
     try:
-        parsed = parse_inbound(bytes(event.raw), envelope_recipient=event.recipient, stripped_text=meta.get("stripped_text") or "")
+        if meta.get("format") == POSTMARK_JSON:
+            parsed = postmark_inbound_parse(bytes(event.raw))
+        else:
+            parsed = parse_inbound(bytes(event.raw), envelope_recipient=event.recipient, stripped_text=meta.get("stripped_text") or "")
     except Exception as err:  # noqa: BLE001 - unreadable bytes will not improve with retries
         raise InboundRejected(f"Unreadable message: {err}") from err
     if not parsed.incoming.from_address:
