@@ -76,7 +76,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=60, help=f"seconds of sustained load, 0 for none (default 60, at most {MAX_DURATION:.0f})")
     p.add_argument("--mix", default="email=0.5,sms=0.3,chat=0.2", help="channel weights (default email=0.5,sms=0.3,chat=0.2)")
     p.add_argument("--repeat", type=float, default=0.3, help="share of messages from a customer writing again (default 0.3)")
-    p.add_argument("--burst", type=float, default=None, help="after the load: a burst of this many webhooks/s (e.g. 500)")
+    p.add_argument("--burst", type=float, default=None, help="after the load: a burst of this many webhooks/s (e.g. 500; 0 for none)")
     p.add_argument("--burst-seconds", type=float, default=2, help="length of the burst (default 2)")
     p.add_argument("--asgi", type=int, default=2, help="uvicorn processes (default 2)")
     p.add_argument("--workers", type=int, default=2, help="Celery worker processes (default 2)")
@@ -111,6 +111,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.mix_weights = traffic.parse_mix(args.mix)
     except ValueError as err:
         p.error(str(err))
+    if args.burst is not None and args.burst < 0:
+        p.error("--burst must not be negative")
+    if args.burst == 0:
+        args.burst = None
     if args.burst is not None:
         webhooks = {k: v for k, v in args.mix_weights.items() if k != "chat"}
         args.burst_mix = {k: v / sum(webhooks.values()) for k, v in webhooks.items()} if webhooks else {"email": 1.0}
