@@ -5,6 +5,8 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 from asgiref.sync import async_to_sync
+from channels.consumer import SyncConsumer
+from channels.db import database_sync_to_async
 from channels.generic.websocket import JsonWebsocketConsumer
 
 from channels_in import widget
@@ -18,6 +20,12 @@ class WidgetConsumer(JsonWebsocketConsumer):
     Mounted without AllowedHostsOriginValidator: the allowed origins are the inbox's own
     list, checked here before accept() (a close before accept is a 403 to the browser).
     """
+
+    # Channels runs every sync consumer of a process on one shared thread, so each visitor's
+    # message (a whole inbound write) queued every other visitor's frames behind it: seconds
+    # of delay under load. A visitor's frames still run one at a time and in order (Channels
+    # awaits each dispatch before taking the next), but different visitors' run in parallel.
+    dispatch = database_sync_to_async(SyncConsumer.__dict__["dispatch"].func, thread_sensitive=False)
 
     def connect(self) -> None:
         self.visitor_id: int | None = None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 
@@ -224,3 +225,46 @@ def test_the_cors_check_works_inside_the_event_loop() -> None:
 
     assert run(ask("https://loop.example")) is True
     assert run(ask("https://evil.example")) is False
+
+
+def test_one_visitors_slow_message_does_not_hold_up_another_visitors_frames(monkeypatch) -> None:
+    """Frames of different visitors run in parallel threads; one visitor's stay in order."""
+    chat = make_webchat()
+    _ada, ada_token = session(chat, name="Ada")
+    _bob, bob_token = session(chat, name="Bob")
+    release = threading.Event()
+    real_send = widget.visitor_message_send
+
+    def slow_send(*, visitor, text, client_id):  # noqa: ANN001, ANN202 - Ada's write waits until released
+        if visitor.name == "Ada":
+            assert release.wait(10)
+        return real_send(visitor=visitor, text=text, client_id=client_id)
+
+    monkeypatch.setattr(widget, "visitor_message_send", slow_send)
+
+    async def scenario() -> list[str]:
+        ada_ws, bob_ws = socket(chat, ada_token), socket(chat, bob_token)
+        assert (await ada_ws.connect())[0] and (await bob_ws.connect())[0]
+        await receive(ada_ws, "hello")
+        await receive(bob_ws, "hello")
+        await ada_ws.send_json_to({"type": "message", "text": "first", "client_id": str(uuid.uuid4())})
+        await ada_ws.send_json_to({"type": "ping"})
+        await asyncio.sleep(0.2)  # Ada's write is under way and blocked
+        await bob_ws.send_json_to({"type": "message", "text": "Bob here", "client_id": str(uuid.uuid4())})
+        bob_ack = await receive(bob_ws, "ack", timeout=5)
+        assert bob_ack["message"]["text"] == "Bob here"
+        release.set()
+        # Ada's own frames stayed in order: the ack of her message before the pong.
+        order = []
+        while len(order) < 2:
+            frame = await ada_ws.receive_json_from(timeout=5)
+            if frame["type"] in ("ack", "pong"):
+                order.append(frame["type"])
+        await ada_ws.disconnect()
+        await bob_ws.disconnect()
+        return order
+
+    try:
+        assert run(scenario()) == ["ack", "pong"]
+    finally:
+        release.set()
