@@ -17,7 +17,7 @@ from channels_in.models import InboundEvent
 from conversations import realtime
 from conversations.models import Channel, Contact, ContactIdentity, Inbox, Message
 from conversations.selectors import conversation_survivor
-from conversations.services import IncomingMessage, contact_get_or_create, delivery_status_record, normalize_address, outbound_enqueue
+from conversations.services import IncomingMessage, contact_create, contact_for_identity, delivery_status_record, normalize_address, outbound_enqueue
 from conversations.threading import ThreadMatch, thread_find
 from tickets.services import inbound_message_record
 
@@ -141,9 +141,10 @@ def _email_to_message(parsed: ParsedEmail) -> Message:
             # The same Message-ID again (a provider retry or a replay): keep the first.
             return duplicate
     inbox = email_channel.inbox
-    contact = _email_contact_continuing_chat(inbox, incoming, tokens)
+    contact = contact_for_identity(kind=ContactIdentity.Kind.EMAIL, address=incoming.from_address)
     if contact is None:
-        contact = contact_get_or_create(kind=ContactIdentity.Kind.EMAIL, address=incoming.from_address, name=parsed.from_name)
+        contact = _email_contact_continuing_chat(inbox, incoming, tokens) or contact_create(
+            kind=ContactIdentity.Kind.EMAIL, address=incoming.from_address, name=parsed.from_name)
     thread = _email_thread(inbox, contact.pk, incoming, tokens)
     return inbound_message_record(inbox=inbox, contact=contact, incoming=incoming, thread=thread)
 
@@ -168,7 +169,8 @@ def _email_thread(inbox: Inbox, contact_id: int | None, incoming: IncomingMessag
 
 
 def _email_contact_continuing_chat(inbox: Inbox, incoming: IncomingMessage, tokens: list[str]) -> Contact | None:
-    """The chat contact an emailed answer comes from, when the email proves it.
+    """The chat contact an emailed answer from an address nobody owns comes from, when the
+    email proves it.
 
     A visitor who left an (unverified) email in the pre-chat form gets an agent's reply by
     email; their answer threads into the conversation by our Message-ID or reply token, which
@@ -177,8 +179,6 @@ def _email_contact_continuing_chat(inbox: Inbox, incoming: IncomingMessage, toke
     identity: one customer across channels. Anything short of that proof changes no contact.
     """
     address = normalize_address(ContactIdentity.Kind.EMAIL, incoming.from_address)
-    if ContactIdentity.objects.filter(kind=ContactIdentity.Kind.EMAIL, address=address).exists():
-        return None
     thread = _email_thread(inbox, None, incoming, tokens)
     if thread.conversation is None or thread.rule not in _PROOF_RULES:
         return None

@@ -29,7 +29,7 @@ from conversations.phones import e164
 from conversations.services import (
     IncomingAttachment,
     IncomingMessage,
-    contact_get_or_create,
+    contact_create,
     delivery_status_record,
     system_event_create,
 )
@@ -382,7 +382,7 @@ def _contact_for_number(inbox: Inbox, number: str) -> Contact:
             return contact
         except IntegrityError:
             pass  # another worker attached the number meanwhile: use theirs
-    return contact_get_or_create(kind=ContactIdentity.Kind.PHONE, address=number)
+    return contact_create(kind=ContactIdentity.Kind.PHONE, address=number)
 
 
 def _sms_thread(inbox: Inbox, contact: Contact) -> ThreadMatch:

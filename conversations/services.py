@@ -75,10 +75,18 @@ def normalize_address(kind: str, address: str) -> str:
 
 def contact_get_or_create(*, kind: str, address: str, name: str = "") -> Contact:
     """The contact owning this identity, created with it when new. Safe under races."""
+    return contact_for_identity(kind=kind, address=address) or contact_create(kind=kind, address=address, name=name)
+
+
+def contact_for_identity(*, kind: str, address: str) -> Contact | None:
+    identity = ContactIdentity.objects.select_related("contact").filter(kind=kind, address=normalize_address(kind, address)).first()
+    return identity.contact if identity is not None else None
+
+
+def contact_create(*, kind: str, address: str, name: str = "") -> Contact:
+    """A new contact with this identity, for an address nobody owned a moment ago; the owner
+    if another worker created the same identity between that read and this write."""
     address = normalize_address(kind, address)
-    identity = ContactIdentity.objects.select_related("contact").filter(kind=kind, address=address).first()
-    if identity is not None:
-        return identity.contact
     try:
         with transaction.atomic():
             contact = Contact.objects.create(
@@ -89,12 +97,20 @@ def contact_get_or_create(*, kind: str, address: str, name: str = "") -> Contact
             ContactIdentity.objects.create(contact=contact, kind=kind, address=address)
             return contact
     except IntegrityError:
-        # Another worker created the same identity between our read and write.
         return ContactIdentity.objects.select_related("contact").get(kind=kind, address=address).contact
 
 
-def conversation_create(*, inbox: Inbox, contact: Contact, subject: str) -> Conversation:
-    return Conversation.objects.create(inbox=inbox, contact=contact, subject=subject[:500])
+def conversation_create(*, inbox: Inbox, contact: Contact, subject: str, first_message: IncomingMessage | None = None) -> Conversation:
+    """A new conversation. Given the customer message that opens it, the row is written already
+    summarising that message, which is then added with `message_receive(first=True)`: one
+    statement fewer than inserting and then updating the summary."""
+    if first_message is None:
+        return Conversation.objects.create(inbox=inbox, contact=contact, subject=subject[:500])
+    now = timezone.now()
+    return Conversation.objects.create(
+        inbox=inbox, contact=contact, subject=subject[:500], last_message_at=now, waiting_since=now, message_count=1,
+        last_message_preview=_preview(first_message.text_display or first_message.text), last_message_channel=first_message.channel,
+    )
 
 
 def message_receive(
@@ -103,9 +119,11 @@ def message_receive(
     contact: Contact,
     incoming: IncomingMessage,
     thread_rule: str,
+    first: bool = False,
 ) -> Message:
     """Append a customer message to the timeline. Call inside transaction.atomic().
 
+    `first`: the conversation was just created summarising this message (conversation_create).
     Raises IntegrityError if a message with the same channel id exists (a duplicate).
     """
     now = timezone.now()
@@ -126,13 +144,18 @@ def message_receive(
         references=incoming.references,
         thread_rule=thread_rule,
     )
-    _conversation_touch(conversation, message, now=now, customer_waiting=True)
+    if not first:
+        _conversation_touch(conversation, message, now=now, customer_waiting=True)
     realtime.publish(type="message.created", inbox_id=conversation.inbox_id, conversation_id=conversation.id, message_id=message.id)
     return message
 
 
+def _preview(text: str) -> str:
+    return text.strip().replace("\n", " ")[:200]
+
+
 def _conversation_touch(conversation: Conversation, message: Message, *, now: datetime, customer_waiting: bool | None) -> None:
-    preview = (message.text_display or message.text).strip().replace("\n", " ")[:200]
+    preview = _preview(message.text_display or message.text)
     updates: dict[str, object] = {
         "last_message_at": now,
         "last_message_preview": preview,
@@ -426,7 +449,7 @@ def conversation_summary_recompute(*, conversation_id: int) -> None:
         if kind not in (Message.Kind.INBOUND, Message.Kind.OUTBOUND):
             continue
         fields["last_message_at"] = created_at
-        fields["last_message_preview"] = (text_display or text).strip().replace("\n", " ")[:200]
+        fields["last_message_preview"] = _preview(text_display or text)
         fields["last_message_channel"] = channel
         fields["waiting_since"] = (fields["waiting_since"] or created_at) if kind == Message.Kind.INBOUND else None
     Conversation.objects.filter(pk=conversation_id).update(**fields)

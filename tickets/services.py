@@ -44,9 +44,9 @@ def inbound_message_record(*, inbox: Inbox, contact: Contact, incoming: Incoming
     """
     conversation = thread.conversation
     if conversation is None:
-        conversation = conversation_create(inbox=inbox, contact=contact, subject=incoming.subject)
+        conversation = conversation_create(inbox=inbox, contact=contact, subject=incoming.subject, first_message=incoming)
         ticket = Ticket.objects.create(conversation=conversation, channel=incoming.channel)
-        message = message_receive(conversation=conversation, contact=contact, incoming=incoming, thread_rule=thread.rule)
+        message = message_receive(conversation=conversation, contact=contact, incoming=incoming, thread_rule=thread.rule, first=True)
         attachments_store(message=message, attachments=incoming.attachments)
         sla.sla_ticket_created(ticket=ticket)
         routing_assign_arrival(ticket=ticket)  # notifies the agent it picks
