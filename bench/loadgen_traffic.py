@@ -237,21 +237,26 @@ class Pool:
         self.idle.clear()
 
 
+async def _request(conn: object, method: str, path: str, *, headers: dict, body: bytes) -> tuple[int, bytes, bool]:
+    """(status, body, retried). The server may close an idle keep-alive connection just as a
+    request goes out on it (uvicorn's keep-alive timeout): nothing was read, so the request
+    is sent once more on a new connection, as HTTP clients do."""
+    for attempt in (1, 2):
+        reused = conn.writer is not None
+        try:
+            status, data = await conn.request(method, path, headers=headers, body=body)
+            return status, data, attempt == 2
+        except (ConnectionResetError, asyncio.IncompleteReadError):
+            if not reused or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 async def _post(pool: Pool, send: Send) -> None:
     conn = await pool.get()
     try:
         send.sent_at = time.perf_counter()
-        for attempt in (1, 2):
-            reused = conn.writer is not None
-            try:
-                status, _ = await conn.request("POST", send.path, headers=send.headers, body=send.body)
-                break
-            except (ConnectionResetError, asyncio.IncompleteReadError):
-                # The server closed an idle keep-alive connection as the request went out (uvicorn's
-                # keep-alive timeout): retried once on a new connection, as HTTP clients do.
-                if not reused or attempt == 2:
-                    raise
-                send.retried = True
+        status, _, send.retried = await _request(conn, "POST", send.path, headers=send.headers, body=send.body)
         send.outcome = str(status) if 200 <= status < 300 else f"http {status}"
         send.accepted = 200 <= status < 300
     except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as err:
@@ -290,8 +295,8 @@ async def _visitor_open(visitor: Visitor, public_key: str, origin: str, pools: d
         conn = await pool.get()
         try:
             body = json.dumps({"name": f"Visitor {visitor.customer}"}).encode()
-            status, data = await conn.request("POST", f"/widget/api/{public_key}/session",
-                                              headers={"Origin": origin, "Content-Type": "application/json"}, body=body)
+            status, data, _ = await _request(conn, "POST", f"/widget/api/{public_key}/session",
+                                             headers={"Origin": origin, "Content-Type": "application/json"}, body=body)
         finally:
             await pool.put(conn)
         if status != 200:
