@@ -94,6 +94,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=256, help="most keep-alive connections per ASGI process (default 256)")
     p.add_argument("--max-messages", type=int, default=MAX_MESSAGES, help=f"cap per phase (default {MAX_MESSAGES})")
     p.add_argument("--profile", action="store_true", help="profile the first ASGI process and worker (py-spy, else cProfile)")
+    p.add_argument("--profile-cpu", action="store_true",
+                   help="with --profile and py-spy: sample only the thread holding the GIL (CPU, not waits)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--pg-bin", default=str(infra.PG_BIN))
     p.add_argument("--results-dir", default=str(REPO / "bench" / "results"))
@@ -183,7 +185,7 @@ class Stack:
         argv = ["-m", "uvicorn", "helpdesk.asgi:application", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                 "--no-access-log", "--log-level", "warning"]
         if profile:
-            profiler = profiling.Profiler.make(self.workdir / f"profile-asgi-{port}")
+            profiler = profiling.Profiler.make(self.workdir / f"profile-asgi-{port}", cpu_only=self.args.profile_cpu)
             service = infra.start("uvicorn (profiled)", profiler.argv(argv), log=log, env=self.env, stop_signal=signal.SIGINT)
             self.profiles.append((f"asgi :{port}", profiler, service))
         else:
@@ -199,7 +201,7 @@ class Stack:
                 "-n", f"loadgen-{os.getpid()}-{n}@%h", "--loglevel", "WARNING", "--without-heartbeat", "--without-gossip",
                 "--without-mingle"]
         if profile:
-            profiler = profiling.Profiler.make(self.workdir / f"profile-worker-{n}")
+            profiler = profiling.Profiler.make(self.workdir / f"profile-worker-{n}", cpu_only=self.args.profile_cpu)
             # cProfile sees only its own process: the task then runs in it (solo pool), not in a pool child.
             argv = argv + (["-P", "solo"] if profiler.kind == "cprofile" else [])
             service = infra.start(f"celery {n} (profiled)", profiler.argv(argv), log=log, env=self.env, stop_signal=signal.SIGINT)

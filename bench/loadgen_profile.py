@@ -38,12 +38,15 @@ class Profiler:
 
     kind: str  # "py-spy" or "cprofile"
     out: Path
+    cpu_only: bool = False  # py-spy --gil: only the thread holding the GIL, so waits do not count
     _spy: subprocess.Popen | None = None
     covered: str = ""
 
     @classmethod
-    def make(cls, base: Path) -> Profiler:
-        return cls("py-spy", base.with_suffix(".txt")) if py_spy() else cls("cprofile", base.with_suffix(".pstats"))
+    def make(cls, base: Path, *, cpu_only: bool = False) -> Profiler:
+        if py_spy():
+            return cls("py-spy", base.with_suffix(".txt"), cpu_only=cpu_only)
+        return cls("cprofile", base.with_suffix(".pstats"))
 
     def argv(self, python_args: list[str]) -> list[str]:
         """The command running `python <python_args>` (under cProfile when py-spy is missing)."""
@@ -58,7 +61,8 @@ class Profiler:
         # --nonblocking: the process is never paused, so its timings stay its own;
         # --subprocesses: Celery's pool children too.
         self._spy = subprocess.Popen([py_spy(), "record", "--pid", str(pid), "--format", "raw", "--rate", "100", "--subprocesses",
-                                      "--nonblocking", "-o", str(self.out)], stdout=subprocess.DEVNULL,
+                                      "--nonblocking", *(["--gil"] if self.cpu_only else []), "-o", str(self.out)],
+                                     stdout=subprocess.DEVNULL,
                                      stderr=open(self.out.with_suffix(".log"), "ab"), start_new_session=True)  # noqa: SIM115
         self.covered = what
 
