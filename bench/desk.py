@@ -57,6 +57,19 @@ def setup() -> dict:
     }
 
 
+def sla_policy_add() -> None:
+    """The SLA most teams run, on every conversation: a first response within an hour and a
+    resolution within a day, for every priority, in calendar time."""
+    from tickets.models import SlaMetric, SlaPolicy, SlaTarget, Ticket
+
+    policy = SlaPolicy.objects.create(name="Standard")
+    SlaTarget.objects.bulk_create([
+        SlaTarget(policy=policy, metric=metric, priority=priority, minutes=minutes, business_hours=False)
+        for metric, minutes in ((SlaMetric.FIRST_RESPONSE, 60), (SlaMetric.RESOLUTION, 24 * 60))
+        for priority in Ticket.Priority.values
+    ])
+
+
 def _columns(model: type[models.Model]) -> list[models.Field]:
     return list(model._meta.local_concrete_fields)
 

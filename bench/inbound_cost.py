@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench import infra  # noqa: E402
+from bench import infra
 
 
 def main(argv: list[str]) -> int:
@@ -36,6 +36,7 @@ def main(argv: list[str]) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--events", type=int, default=400, help="Postmark webhooks to accept and process (default 400)")
     p.add_argument("--top", type=int, default=12, help="statements listed (default 12)")
+    p.add_argument("--sla", action="store_true", help="an SLA policy on every conversation (bench.desk.sla_policy_add)")
     args = p.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="helpdesk-inbound-cost-")
     try:
@@ -59,11 +60,13 @@ def _measure(args: argparse.Namespace, tmp: str) -> int:
     call_command("migrate", verbosity=0)
     import channels_in.services as inbound
     from bench import load
-    from bench.desk import setup
+    from bench.desk import setup, sla_policy_add
     from channels_in.models import InboundEvent
 
     inbound.inbound_enqueue = lambda *, event_id: None  # processed below, in this process
     setup()
+    if args.sla:
+        sla_policy_add()
     client = Client(SERVER_NAME="127.0.0.1")
     auth = "Basic " + base64.b64encode(infra.WEBHOOK_AUTH.encode()).decode()
     postings = load.postings(count=args.events, tag=str(time.time()))
@@ -76,7 +79,7 @@ def _measure(args: argparse.Namespace, tmp: str) -> int:
     spent: defaultdict[str, float] = defaultdict(float)
     count: Counter[str] = Counter()
 
-    def timed(execute, sql, params, many, context):  # noqa: ANN001, ANN202
+    def timed(execute, sql, params, many, context):
         t0 = time.perf_counter()
         try:
             return execute(sql, params, many, context)
@@ -91,7 +94,7 @@ def _measure(args: argparse.Namespace, tmp: str) -> int:
             inbound.inbound_event_process(event_id=event_id)
     n = len(ids)
     process_ms = (time.perf_counter() - started) / n * 1000
-    print(f"database: {connection.vendor}; {n} new email conversations")
+    print(f"database: {connection.vendor}; {n} new email conversations{', each under an SLA policy' if args.sla else ''}")
     print(f"web view (test client, no ASGI): {accept_ms:.2f} ms per webhook")
     print(f"worker service: {process_ms:.2f} ms per message, of which SQL {sum(spent.values()) / n * 1000:.2f} ms "
           f"in {sum(count.values()) / n:.1f} statements")

@@ -85,6 +85,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--db", choices=("postgres", "sqlite"), default="postgres", help="a throwaway cluster, or SQLite (default postgres)")
     p.add_argument("--database-url", default=None,
                    help="a PostgreSQL server to use instead of a throwaway cluster: a fresh database is made on it and dropped")
+    p.add_argument("--sla", action="store_true",
+                   help="an SLA policy on every conversation (first response 1 h, resolution 1 day), as most teams run")
     p.add_argument("--dataset", action="store_true", help="fill the desk before the load (--dataset-conversations, --dataset-messages)")
     p.add_argument("--dataset-conversations", type=int, default=100_000)
     p.add_argument("--dataset-messages", type=int, default=1_000_000)
@@ -161,7 +163,8 @@ class Stack:
         self.env = infra.desk_env(database_url=self.database_url, redis_url=self.redis_url, media_root=workdir / "media")
         note("migrating")
         infra.manage(self.env, "migrate", "--noinput", "-v0", log=self.log)
-        desk = json.loads(_django_step(self.env, "setup", "--agents", str(args.agents - 1), log=self.log))
+        desk = json.loads(_django_step(self.env, "setup", "--agents", str(args.agents - 1), *(["--sla"] if args.sla else []),
+                                       log=self.log))
         if args.dataset:
             note(f"dataset: {args.dataset_conversations:,} conversations, {args.dataset_messages:,} messages")
             desk["dataset"] = json.loads(_django_step(self.env, "dataset", "--conversations", str(args.dataset_conversations),

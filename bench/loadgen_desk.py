@@ -3,7 +3,8 @@
   setup --agents N       the desk under load: bench.desk's email inbox and superuser, an SMS inbox
                          on a Twilio number (its auth token signs the webhooks), a web chat inbox
                          (the bench's page origin allowed, no pre-chat form), N more agents in
-                         every inbox; a logged-in session per agent
+                         every inbox; a logged-in session per agent; with --sla, an SLA policy
+                         (bench.desk.sla_policy_add) on every conversation
   dataset --conversations C --messages M
                          C conversations with M messages in all over those three inboxes, written
                          straight into the tables (bench.desk's Writer: COPY on PostgreSQL); on
@@ -51,8 +52,10 @@ def _session(user) -> str:
     return session.session_key
 
 
-def setup(*, agents: int) -> dict:
+def setup(*, agents: int, sla: bool = False) -> dict:
     base = desk.setup()
+    if sla:
+        desk.sla_policy_add()
     User = get_user_model()
     with transaction.atomic():
         email_inbox = Inbox.objects.get(pk=base["inbox_id"])
@@ -200,13 +203,14 @@ def main(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="step", required=True)
     setup_parser = sub.add_parser("setup")
     setup_parser.add_argument("--agents", type=int, default=1)
+    setup_parser.add_argument("--sla", action="store_true", help="an SLA policy on every conversation")
     data_parser = sub.add_parser("dataset")
     data_parser.add_argument("--conversations", type=int, required=True)
     data_parser.add_argument("--messages", type=int, required=True)
     data_parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     if args.step == "setup":
-        result = setup(agents=args.agents)
+        result = setup(agents=args.agents, sla=args.sla)
     else:
         result = dataset(conversations=args.conversations, messages=args.messages, seed=args.seed)
     print(json.dumps(result))

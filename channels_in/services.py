@@ -17,7 +17,14 @@ from channels_in.models import InboundEvent
 from conversations import realtime
 from conversations.models import Channel, Contact, ContactIdentity, Inbox, Message
 from conversations.selectors import conversation_survivor
-from conversations.services import IncomingMessage, contact_create, contact_for_identity, delivery_status_record, normalize_address, outbound_enqueue
+from conversations.services import (
+    IncomingMessage,
+    contact_create,
+    contact_for_identity,
+    delivery_status_record,
+    normalize_address,
+    outbound_enqueue,
+)
 from conversations.threading import ThreadMatch, thread_find
 from tickets.services import inbound_message_record
 

@@ -33,7 +33,7 @@ class _SyncAndAsync:
 class WebhookBodyLimitMiddleware(_SyncAndAsync):
     """Refuse oversize webhook bodies up front with 413 and a reason, before anything is read."""
 
-    def __call__(self, request: HttpRequest):  # noqa: ANN204 - a response, or its coroutine
+    def __call__(self, request: HttpRequest):
         refusal = _oversize_refusal(request)
         if iscoroutinefunction(self):
             return self._acall(request, refusal)
@@ -72,7 +72,7 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest):  # noqa: ANN204 - a response, or its coroutine
+    def __call__(self, request: HttpRequest):
         if iscoroutinefunction(self):
             return self._acall(request)
         return super().__call__(request)

@@ -222,24 +222,40 @@ def _minutes(seconds: float) -> str:
 
 def clock_start(*, ticket: Ticket, target: Target, at: datetime, now: datetime, reason: str,
                 message: Message | None = None) -> SlaClock:
-    paused = ticket.status in target.pause_statuses
-    clock = SlaClock(
-        ticket=ticket, metric=target.metric, policy=target.policy, policy_name=target.policy.name,
-        target_seconds=target.seconds, warn_seconds=target.warn_seconds, business_hours=target.business_hours,
-        calendar_id=target.calendar_id, pause_statuses=target.pause_statuses, started_at=at, message=message,
-        elapsed=ZERO, running_since=None if paused else at, state=State.PAUSED if paused else State.ACTIVE,
-    )
-    hours = _clock_hours(clock)
-    # Started in the past (a target applied later, a replayed history) it may be due already:
-    # its deadline is still the moment the target passed, not now.
-    _schedule(clock, hours, now)
-    clock.save()
-    kind = "business" if clock.business_hours else "calendar"
-    SlaEvent.objects.create(clock=clock, kind=SlaEvent.Kind.START, at=at, elapsed=ZERO,
-                            reason=f"{reason}; target {_minutes(clock.target_seconds)} ({kind} time, {clock.policy_name})")
-    if paused:
-        _log(clock, SlaEvent.Kind.PAUSE, at=at, reason=f"the ticket is {ticket.get_status_display()}", hours=hours)
-    return clock
+    return clocks_start(ticket=ticket, targets=[target], at=at, now=now, reason=reason, message=message)[0]
+
+
+def clocks_start(*, ticket: Ticket, targets: list[Target], at: datetime, now: datetime, reason: str,
+                 message: Message | None = None) -> list[SlaClock]:
+    """Start a clock per target, written together: one insert for the clocks, one for their
+    start events."""
+    clocks, hours = [], []
+    for target in targets:
+        paused = ticket.status in target.pause_statuses
+        clock = SlaClock(
+            ticket=ticket, metric=target.metric, policy=target.policy, policy_name=target.policy.name,
+            target_seconds=target.seconds, warn_seconds=target.warn_seconds, business_hours=target.business_hours,
+            calendar_id=target.calendar_id, pause_statuses=target.pause_statuses, started_at=at, message=message,
+            elapsed=ZERO, running_since=None if paused else at, state=State.PAUSED if paused else State.ACTIVE,
+        )
+        hours.append(_clock_hours(clock))
+        # Started in the past (a target applied later, a replayed history) it may be due
+        # already: its deadline is still the moment the target passed, not now.
+        _schedule(clock, hours[-1], now)
+        clocks.append(clock)
+    if not clocks:
+        return []
+    SlaClock.objects.bulk_create(clocks)
+    SlaEvent.objects.bulk_create([
+        SlaEvent(clock=clock, kind=SlaEvent.Kind.START, at=at, elapsed=ZERO,
+                 reason=f"{reason}; target {_minutes(clock.target_seconds)} "
+                        f"({'business' if clock.business_hours else 'calendar'} time, {clock.policy_name})")
+        for clock in clocks
+    ])
+    for clock, clock_hours in zip(clocks, hours, strict=True):
+        if clock.state == State.PAUSED:
+            _log(clock, SlaEvent.Kind.PAUSE, at=at, reason=f"the ticket is {ticket.get_status_display()}", hours=clock_hours)
+    return clocks
 
 
 def _clock_pause(clock: SlaClock, *, now: datetime, reason: str) -> None:
@@ -312,11 +328,11 @@ def sla_ticket_created(*, ticket: Ticket, now: datetime | None = None) -> None:
     """A new ticket (its first customer message): start first response and resolution."""
     now = now or timezone.now()
     _fact_write(kind=ReportFact.Kind.CREATED, ticket=ticket, at=ticket.created_at)
-    for metric in (SlaMetric.FIRST_RESPONSE, SlaMetric.RESOLUTION):
-        target = _targets(ticket).get(metric)
-        if target is not None:
-            clock_start(ticket=ticket, target=target, at=ticket.created_at, now=now, reason="the conversation was created")
-    ticket_sla_refresh(ticket=ticket, now=now)
+    targets = [t for t in (_targets(ticket).get(m) for m in (SlaMetric.FIRST_RESPONSE, SlaMetric.RESOLUTION)) if t is not None]
+    clocks = clocks_start(ticket=ticket, targets=targets, at=ticket.created_at, now=now, reason="the conversation was created")
+    # A new ticket has no clocks but these: its badge comes from them, with no read back.
+    _ticket_sla_set(ticket, [{"state": c.state, "deadline": c.deadline, "warned_at": c.warned_at, "breached_at": c.breached_at}
+                             for c in clocks])
 
 
 def sla_customer_wrote(*, ticket: Ticket, message: Message, now: datetime | None = None) -> None:
@@ -437,7 +453,12 @@ def sla_merged_away(*, ticket: Ticket, into_id: int, by: AbstractBaseUser, now: 
 
 def ticket_sla_refresh(*, ticket: Ticket, now: datetime | None = None) -> None:
     """Keep the ticket's badge and nearest deadline in step with its running clocks."""
-    clocks = list(ticket.sla_clocks.filter(state__in=RUNNING).values("state", "deadline", "warned_at", "breached_at"))
+    _ticket_sla_set(ticket, list(ticket.sla_clocks.filter(state__in=RUNNING).values("state", "deadline", "warned_at", "breached_at")))
+
+
+def _ticket_sla_set(ticket: Ticket, clocks: list[dict]) -> None:
+    """The badge and nearest deadline of these running clocks (dicts of state, deadline,
+    warned_at and breached_at), written when they changed."""
     active = [c for c in clocks if c["state"] == State.ACTIVE]
     if any(c["breached_at"] for c in clocks):
         state = "breached"

@@ -280,10 +280,16 @@ def test_webhooks_need_no_csrf_token_or_login(channel, tasks):
     assert InboundEvent.objects.count() == 1
 
 
-def test_what_an_email_costs_in_queries(client, channel, tasks, django_assert_num_queries):
+@pytest.mark.parametrize(("sla_policy", "statements"), [(False, 20), (True, 26)])
+def test_what_an_email_costs_in_queries(client, channel, tasks, django_assert_num_queries, sla_policy, statements):
     """The hot path at load: accepting a webhook, and turning it into a new conversation."""
     from channels_in.services import inbound_event_process
+    from tickets.models import SlaClock, SlaMetric, SlaPolicy, SlaTarget
 
+    if sla_policy:
+        policy = SlaPolicy.objects.create(name="Standard")
+        for metric, minutes in ((SlaMetric.FIRST_RESPONSE, 60), (SlaMetric.RESOLUTION, 1440)):
+            SlaTarget.objects.create(policy=policy, metric=metric, priority="normal", minutes=minutes, business_hours=False)
     email = build_email(sender="Jane <jane@example.org>", to="support@acme.test", subject="Broken",
                         text="It broke.", message_id="<cost.1@mail.example.org>")
     # In a TestCase the request's transaction is a savepoint: on SQLite a real request adds
@@ -292,10 +298,17 @@ def test_what_an_email_costs_in_queries(client, channel, tasks, django_assert_nu
         assert post_postmark(client, postmark_inbound_json(email)).status_code == 200
     [event] = InboundEvent.objects.all()
     # Claim, parse, contact, conversation (written with its summary), ticket, message, event,
-    # report fact, SLA, routing.
-    with django_assert_num_queries(21):
+    # report fact, SLA (policy; with one: its inboxes, tags and targets, both clocks in one insert, their start
+    # events in another, the ticket's badge), routing.
+    with django_assert_num_queries(statements):
         message = inbound_event_process(event_id=event.pk)
     assert message.conversation.messages.count() == 1
+    ticket = Ticket.objects.get(pk=message.conversation_id)
+    clocks = SlaClock.objects.filter(ticket=ticket)
+    assert clocks.count() == (2 if sla_policy else 0)
+    assert all(clock.events.count() == 1 for clock in clocks)
+    assert ticket.sla_state == ("ok" if sla_policy else "")
+    assert ticket.sla_due_at == (min(c.deadline for c in clocks) if sla_policy else None)
 
 
 @pytest.mark.parametrize("missing, reason", [
