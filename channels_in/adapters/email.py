@@ -149,6 +149,8 @@ def postmark_inbound_check(body: bytes) -> dict:
         content = attachment.get("Content") or attachment.get("Data")
         if not isinstance(content, str):
             raise ValueError("an attachment without Content")
+        if not all(isinstance(attachment.get(key), str | None) for key in ("Name", "ContentType", "ContentID")):
+            raise ValueError("an attachment's Name, ContentType or ContentID is not a string")
         b64decode(content)  # binascii.Error is a ValueError
     return payload
 
@@ -159,7 +161,9 @@ def postmark_inbound_parse(body: bytes) -> ParsedEmail:
     With RawEmail (Postmark's "include raw email" option) the original message is parsed.
     Otherwise the email is read from Postmark's fields directly; a post carrying an attached
     email (message/rfc822, whose parts anymail walks into) goes through anymail's own
-    construction instead, so the result never differs from what anymail would give.
+    construction instead. Either way the result is what anymail's email gives, except that
+    attachments keep Postmark's bytes exactly (serialising anymail's MIME message turned CR
+    bytes in binary files into LF).
     """
     payload = json.loads(body)
     envelope_recipient = payload.get("OriginalRecipient") or ""

@@ -120,6 +120,7 @@ def test_fields_are_read_as_written():
     ({"Headers": [{"Name": "Message-ID"}]}, "header without"),
     ({"Attachments": [{"Name": "a.bin", "Content": "not base64!", "ContentType": "application/octet-stream"}]}, "base64"),
     ({"Attachments": [{"Name": "a.bin", "ContentType": "application/octet-stream"}]}, "without Content"),
+    ({"Attachments": [{"Name": 7, "Content": "eA==", "ContentType": "application/octet-stream"}]}, "not a string"),
 ])
 def test_a_post_that_cannot_become_a_message_is_refused_before_it_is_stored(client, change, reason, db):
     payload = {**PAYLOADS["plain"], **change}
