@@ -174,9 +174,7 @@ def postmark_inbound_parse(body: bytes) -> ParsedEmail:
 
         message = PostmarkInboundWebhookView().esp_to_anymail_event(payload).message
         return _parsed_message(message, envelope_recipient=envelope_recipient, stripped_text=stripped_text)
-    headers = payload.get("Headers") or []
-    if headers and headers[0]["Name"].lower() == "return-path":
-        headers = headers[1:]  # Postmark's envelope sender, not a header of the message
+    _, headers = postmark_headers(payload)
 
     def header(name: str) -> str:
         return next((h["Value"] for h in headers if h["Name"].lower() == name.lower()), "")
@@ -209,6 +207,15 @@ def postmark_inbound_parse(body: bytes) -> ParsedEmail:
         attachments=tuple(parts),
         recipients=recipients,
     )
+
+
+def postmark_headers(payload: dict) -> tuple[str, list[dict]]:
+    """(envelope sender, the message's headers): Postmark puts the envelope sender first in
+    Headers, as a Return-Path that is not a header of the message."""
+    headers = payload.get("Headers") or []
+    if headers and headers[0]["Name"].lower() == "return-path":
+        return headers[0]["Value"].strip("<>"), headers[1:]
+    return "", headers
 
 
 def _postmark_attachment(attachment: dict) -> IncomingAttachment:

@@ -14,7 +14,7 @@ from anymail.webhooks.postmark import PostmarkInboundWebhookView, PostmarkTracki
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from channels_in.adapters.email import POSTMARK_JSON, postmark_inbound_check
+from channels_in.adapters.email import POSTMARK_JSON, postmark_headers, postmark_inbound_check
 from channels_in.services import inbound_event_record
 
 # AnymailAPIError is how the SES view reports an unparsable SNS body.
@@ -86,14 +86,13 @@ class PostmarkInboundView(ClearErrorsMixin, PostmarkInboundWebhookView):
 
     def events_received(self, request: HttpRequest, events: list[dict]) -> None:
         for payload in events:
-            headers = payload.get("Headers") or []
-            return_path = headers[0]["Value"] if headers and headers[0]["Name"].lower() == "return-path" else ""
+            envelope_sender, _ = postmark_headers(payload)
             inbound_event_record(
                 provider="postmark",
                 event_id=payload.get("MessageID") or None,
                 raw=request.body,
                 recipient=payload.get("OriginalRecipient") or "",
-                meta={"esp": self.esp_name, "format": POSTMARK_JSON, "envelope_sender": return_path.strip("<>")},
+                meta={"esp": self.esp_name, "format": POSTMARK_JSON, "envelope_sender": envelope_sender},
             )
 
 

@@ -35,13 +35,6 @@ def agent():
 
 
 @pytest.fixture
-def inbox(agent):
-    inbox = EmailChannelFactory(inbox__name="Support").inbox
-    inbox.members.add(agent)
-    return inbox
-
-
-@pytest.fixture
 def ticket(inbox, agent):
     contact = ContactFactory(name="Jane Customer", email="jane@example.org")
     return TicketFactory(conversation__inbox=inbox, conversation__contact=contact, conversation__subject="Printer on fire",
